@@ -1,0 +1,1 @@
+"""Structure relaxation: coarse-to-fine descent through the prolongation hierarchy and references."""

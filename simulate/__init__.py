@@ -1,0 +1,27 @@
+"""Simulation layer: the coarse-grained microtubule in OpenMM and the EGHN benchmark systems.
+
+Public API
+----------
+Tube, microtubule_topology, tube_topology, TrueEnergy, true_energy, parse_params,
+PARAM_NAMES, GRID_VALUES
+"""
+from simulate.energy import TrueEnergy, true_energy
+from simulate.microtubule import (
+    GRID_VALUES,
+    PARAM_NAMES,
+    microtubule_topology,
+    parse_params,
+    tube_topology,
+)
+from simulate.tube import Tube
+
+__all__ = [
+    "Tube",
+    "microtubule_topology",
+    "tube_topology",
+    "TrueEnergy",
+    "true_energy",
+    "parse_params",
+    "PARAM_NAMES",
+    "GRID_VALUES",
+]
