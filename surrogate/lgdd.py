@@ -285,6 +285,11 @@ def alpha_search(lam1: np.ndarray, lam2: np.ndarray, rtol: float = 1e-12, max_rl
         return AlphaSearchResult(0.0, math.inf, pi, 0, 0.0)
     tlo, thi = math.sqrt(A / Bmax), math.sqrt(A / Bmin)
     tol = rtol * 2.0 * math.sqrt(A * Bmax)
+    if thi <= tlo * (1.0 + 1e-14):  # n1 == n2 (or equal extremes): B is the same for every injection
+        pi = assignment(a, b, A ** 0.25 / Bmin ** 0.25)
+        alpha = (A / Bmin) ** 0.25
+        d2 = assignment_cost(a, b, pi, alpha)
+        return AlphaSearchResult(math.sqrt(max(d2, 0.0)), alpha, pi, 1, tol, [_line(a, b, pi)])
     num = 0
     cache: dict[tuple, np.ndarray] = {}
     best = [math.inf, None, None]  # value (squared D), line, pi
