@@ -1,0 +1,170 @@
+"""Run a batch of microtubule replicas through a loading protocol in OpenMM.
+
+All replicas live in one OpenMM ``System`` (see :mod:`simulate.openmm_system`), so a
+batch of parameter sets is one simulation. For every saved frame the per-particle
+energy is the LAMMPS ``pe/atom`` split computed by :class:`simulate.energy.TrueEnergy`
+on the saved positions in float64; its sum over the System is checked against the
+internal (bond + angle) energy OpenMM reports for the same coordinates.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from simulate.energy import TrueEnergy
+from simulate.microtubule import Topology, microtubule_topology
+from simulate.openmm_system import (
+    build_microtubule_system,
+    get_platform,
+    microtubule_positions,
+    platform_properties,
+)
+from simulate.protocol import Protocol
+
+#: Largest relative difference allowed between OpenMM's internal energy and the torch sum.
+ENERGY_CHECK_RTOL = 1e-4
+
+
+class SimulationError(RuntimeError):
+    """A run became unstable (non-finite coordinates) or failed its energy check."""
+
+
+def run_replicas(
+    params,
+    protocol: Protocol | None = None,
+    platform: str | None = None,
+    seed: int = 0,
+    topology: Topology | None = None,
+    progress: bool = False,
+    threads: int | None = None,
+) -> dict:
+    """Simulate ``R`` replicas through a protocol and collect the frames.
+
+    Parameters
+    ----------
+    params : array [R, 5]
+        Strength parameters per replica (zJ/nm^2, zJ/rad^2).
+    protocol : Protocol, optional
+        Defaults to :meth:`Protocol.paper`.
+    platform : str, optional
+        OpenMM platform name ("CUDA", "OpenCL", "CPU", "Reference"); default the fastest.
+    seed : int
+        Langevin random seed (``0`` is replaced by 1: OpenMM treats 0 as "random").
+    topology : Topology, optional
+    progress : bool
+        Show a tqdm progress bar over integration chunks.
+    threads : int, optional
+        CPU platform thread count.
+
+    Returns
+    -------
+    dict with
+        ``params`` float64 [R, 5];
+        ``positions`` float64 [R, F, N, 3] nm (each replica in its own frame, offsets removed);
+        ``velocities`` float64 [R, F, N, 3] nm/ps;
+        ``forces`` float64 [R, F, N, 3] kJ/mol/nm (internal force, bonds + angles);
+        ``energies`` float64 [R, F, N] kJ/mol (per-particle split);
+        ``steps`` int64 [F];
+        ``openmm_energy`` float64 [F] (internal energy of the whole System, kJ/mol);
+        ``energy_check`` float (largest relative difference of the sums);
+        ``platform`` str.
+    """
+    import openmm
+    from openmm import unit
+
+    protocol = protocol or Protocol.paper()
+    topo = topology or microtubule_topology()
+    system, info = build_microtubule_system(params, topo, load_force=protocol.load)
+    R, N = info.num_replicas, info.num_nodes
+    integ = openmm.LangevinMiddleIntegrator(
+        protocol.temperature * unit.kelvin, protocol.friction / unit.picosecond, protocol.timestep_ps * unit.picosecond
+    )
+    integ.setRandomNumberSeed(int(seed) if seed else 1)
+    plat = get_platform(platform)
+    props = platform_properties(plat)
+    if threads and plat.getName() == "CPU":
+        props["Threads"] = str(int(threads))
+    ctx = openmm.Context(system, integ, plat, props)
+    ctx.setPositions(microtubule_positions(R, topo))
+    ctx.setVelocities(np.zeros((R * N, 3)))
+    offsets = info.offsets
+
+    F = protocol.num_frames
+    pos = np.empty((R, F, N, 3))
+    vel = np.empty((R, F, N, 3))
+    frc = np.empty((R, F, N, 3))
+    omm_e = np.empty(F)
+    save_at = {s: i for i, s in enumerate(protocol.save_steps)}
+    bounds = protocol.chunk_boundaries()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=protocol.total_steps, desc=f"{R} replicas", unit="step", leave=False)
+    step = 0
+    kj = unit.kilojoule_per_mole
+    for b in bounds:
+        ctx.setParameter(info.load_scale_param, protocol.load_scale(step))
+        integ.step(b - step)
+        if bar is not None:
+            bar.update(b - step)
+        step = b
+        if step in save_at:
+            i = save_at[step]
+            st = ctx.getState(
+                getPositions=True, getVelocities=True, getForces=True, getEnergy=True, groups=set(info.internal_groups)
+            )
+            x = st.getPositions(asNumpy=True).value_in_unit(unit.nanometer).reshape(R, N, 3)
+            if not np.all(np.isfinite(x)):
+                raise SimulationError(
+                    f"simulation became unstable (non-finite positions) at step {step}; parameters {info.params.tolist()}"
+                )
+            pos[:, i] = x - offsets[:, None]
+            vel[:, i] = st.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond).reshape(R, N, 3)
+            frc[:, i] = st.getForces(asNumpy=True).value_in_unit(kj / unit.nanometer).reshape(R, N, 3)
+            omm_e[i] = st.getPotentialEnergy().value_in_unit(kj)
+    if bar is not None:
+        bar.close()
+
+    te = TrueEnergy(topo)
+    with torch.no_grad():
+        _, per = te(
+            torch.from_numpy(pos.reshape(R * F, N, 3)),
+            torch.from_numpy(np.repeat(info.params, F, axis=0)),
+        )
+    energies = per.numpy().reshape(R, F, N)
+    tot = energies.sum(axis=(0, 2))
+    check = float(np.max(np.abs(tot - omm_e) / np.maximum(np.abs(omm_e), 1e-12)))
+    if check > ENERGY_CHECK_RTOL:
+        raise SimulationError(
+            f"per-particle energies sum to {tot.tolist()} but OpenMM reports {omm_e.tolist()} kJ/mol "
+            f"(relative difference {check:.2e})"
+        )
+    return {
+        "params": info.params.copy(),
+        "positions": pos,
+        "velocities": vel,
+        "forces": frc,
+        "energies": energies,
+        "steps": np.asarray(protocol.save_steps, dtype=np.int64),
+        "openmm_energy": omm_e,
+        "energy_check": check,
+        "platform": plat.getName(),
+    }
+
+
+def tip_deflection(positions: np.ndarray, topology: Topology | None = None) -> np.ndarray:
+    """Deflection of the loaded end along -y: ``-(mean y of the last two rings)``, nm.
+
+    Parameters
+    ----------
+    positions : array [..., N, 3] nm (replica frame, as returned by :func:`run_replicas`)
+
+    Returns
+    -------
+    array [...] nm; positive when the tip moved in -y (the resting tube is centred on the z axis).
+    """
+    topo = topology or microtubule_topology()
+    tip = topo.ring_nodes([-2, -1])
+    rest = topo.positions[tip, 1].mean()
+    return -(np.asarray(positions)[..., tip, 1].mean(-1) - rest)
