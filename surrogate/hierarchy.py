@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -38,7 +39,8 @@ import torch
 from simulate.tube import Tube
 from surrogate.graphs import graph_from_dict, graph_key, graph_to_dict, laplacian
 
-__all__ = ["Hierarchy", "build_hierarchy", "microtubule_hierarchy", "MICROTUBULE_GRAPHS", "default_cache_dir"]
+__all__ = ["Hierarchy", "build_hierarchy", "microtubule_hierarchy", "search_coarse_tubes", "MICROTUBULE_GRAPHS",
+           "default_cache_dir"]
 
 FORMAT = "cgsurrogate.hierarchy"
 FORMAT_VERSION = 1
@@ -302,3 +304,42 @@ def microtubule_hierarchy(levels: int = 3, cache_dir=None, refine: bool = False,
         raise ValueError(f"microtubule hierarchy has 1..{len(MICROTUBULE_GRAPHS)} levels, got {levels}")
     return build_hierarchy(MICROTUBULE_GRAPHS[: int(levels)], alpha=1.0, refine=refine, cache_dir=cache_dir,
                            use_cache=use_cache)
+
+
+def search_coarse_tubes(fine=MICROTUBULE_GRAPHS[0], n: int = 24, ks=range(3, 13), ps=range(0, 4),
+                        seam_weights=(1.0, 2.0), progress: bool = False) -> list[dict]:
+    """Coarse-graph search of paper sec. 3.3 / fig. 6: ``D(Tube(n, k, p, w), fine)`` over a grid.
+
+    Parameters
+    ----------
+    fine : graph  the fine graph (default ``Tube(48, 13, 3)``)
+    n : int  turns of the candidate tubes
+    ks, ps, seam_weights : iterables  nodes per turn, seam offsets, seam-edge weights to try
+    progress : bool  tqdm bar
+
+    Returns
+    -------
+    list of dict, one per candidate (sorted by the alpha-optimal distance), keys ``graph``,
+    ``n``, ``k``, ``p``, ``seam_weight``, ``nodes``, ``distance`` (alpha free), ``alpha``,
+    ``distance_alpha1`` (alpha = 1, the hierarchy's matrices), ``num_rlap``.
+    Candidates larger than ``fine`` are skipped.
+    """
+    from surrogate.lgdd import alpha_search, assignment, assignment_cost, laplacian_spectrum
+
+    lam2 = laplacian_spectrum(fine)[0]
+    cands = [Tube(n, k, p, w) for k in ks for p in ps for w in seam_weights if p < n and n * k <= len(lam2)]
+    it = cands
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(cands, desc="coarse tubes", unit="graph")
+    rows = []
+    for g in it:
+        lam1 = laplacian_spectrum(g)[0]
+        res = alpha_search(lam1, lam2)
+        d1 = math.sqrt(assignment_cost(lam1, lam2, assignment(lam1, lam2, 1.0), 1.0))
+        rows.append({"graph": g.name, "n": g.n, "k": g.k, "p": g.p, "seam_weight": g.seam_weight,
+                     "nodes": g.num_nodes, "distance": res.distance, "alpha": res.alpha,
+                     "distance_alpha1": d1, "num_rlap": res.num_rlap})
+    rows.sort(key=lambda r: r["distance"])
+    return rows
