@@ -16,15 +16,128 @@ class CLIError(Exception):
 
 
 # ---- BEGIN simulate ----
+def add_simulate(sub):
+    p = sub.add_parser(
+        "simulate",
+        help="run a microtubule bending sweep in OpenMM (on Dask) into a dataset folder",
+        description="Run the microtubule bending protocol for a set of strength parameters "
+        "(default: the embedded 8-run sweep with the short protocol) into a resumable dataset "
+        "folder, then write an extended-XYZ trajectory and a PNG of the first run.",
+    )
+    p.add_argument("--out", required=True, help="dataset folder (created; a rerun resumes)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--grid", help="values per parameter: a count 1-7 (3 -> 3,30,57; 7 -> full 16,807-run grid) "
+                   "or a comma list of grid values")
+    g.add_argument("--params", action="append", metavar="L1,L2,A1,A2,Q",
+                   help="one parameter set (zJ), repeatable; e.g. --params 30,30,30,30,30")
+    p.add_argument("--protocol", choices=["short", "paper"], default="short",
+                   help="short: 19,200 steps of 0.36 ns; paper: 384,000 steps of 0.018 ns (default short)")
+    p.add_argument("--batch-size", type=int, default=4, help="replicas per Dask task / OpenMM System (default 4)")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="address of an existing Dask scheduler (tcp://host:8786)")
+    p.add_argument("--platform", help="OpenMM platform: CUDA, OpenCL, CPU, Reference (default: fastest available)")
+    p.add_argument("--seed", type=int, default=0, help="Langevin seed (default 0)")
+    p.add_argument("--off-grid", action="store_true", help="allow --params values outside the paper's grid")
+    p.add_argument("--no-extras", action="store_true", help="skip the trajectory and PNG")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args):
+    import numpy as np
+
+    from simulate.microtubule import parse_params
+    from simulate.protocol import Protocol
+    from simulate.sweep import run_sweep, write_run_extras
+
+    params = None
+    if args.params:
+        params = np.stack([parse_params(t, on_grid=not args.off_grid) for t in args.params])
+    proto = Protocol.paper() if args.protocol == "paper" else Protocol.short()
+    res = run_sweep(
+        args.out, param_sets=params, grid=args.grid, protocol=proto, batch_size=args.batch_size,
+        scheduler=args.scheduler, n_workers=args.workers, threads_per_worker=args.threads,
+        platform=args.platform, seed=args.seed, progress=not args.no_progress, on_grid=not args.off_grid,
+    )
+    print(f"{res['out_dir']}: {res['num_runs'] - len(res['pending'])}/{res['num_runs']} runs complete "
+          f"({res['already_done']} already on disk, {len(res['computed'])} computed now, {res['seconds']:.1f} s)")
+    if res["results"]:
+        d = [x for r in res["results"] for x in r["tip_deflection"]]
+        print(f"tip deflection at the last frame of the runs computed now: {min(d):.1f} to {max(d):.1f} nm")
+    if not args.no_extras and 0 not in res["pending"]:
+        ex = write_run_extras(args.out, 0)
+        print(f"run 0: tip {ex['tip_deflection']:.1f} nm below the axis; wrote {ex['trajectory']} and {ex['png']}")
+    return 1 if res["pending"] else 0
 # ---- END simulate ----
 
 # ---- BEGIN hierarchy ----
 # ---- END hierarchy ----
 
 # ---- BEGIN train ----
+def add_train(sub):
+    p = sub.add_parser("train", help="train a GCN/GPCN-family surrogate on a microtubule dataset (resumable)")
+    p.add_argument("--data", required=True, help="dataset folder (metadata.json + runs/)")
+    p.add_argument("--model", default="a-gpcn-3",
+                   help="gcn, ensemble-2, ensemble-3, gpcn-2, gpcn-3, a-gpcn-2, a-gpcn-3, ngcn-3, ngcn-5, diffpool-3")
+    p.add_argument("--schedule", default="all",
+                   help="all, gamma0, gamma1, gamma2, gamma3, coarse-to-fine (multilevel models only)")
+    p.add_argument("--epochs", type=int, default=100, help="total epochs (paper: 1000); rerun with more to extend")
+    p.add_argument("--batches-per-epoch", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seeds the model, the split by run and the batches")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--max-val-samples", type=int, default=None, help="evaluate on an evenly spaced subset")
+    p.add_argument("--out", required=True, help="output folder: log.csv, last.pt (resume), best.pt")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args):
+    from surrogate.models import MODEL_NAMES
+    from surrogate.training import SCHEDULES, train_from_dataset
+
+    if args.model not in MODEL_NAMES:
+        raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(MODEL_NAMES)}")
+    if args.schedule not in SCHEDULES:
+        raise CLIError(f"unknown schedule {args.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if args.epochs < 1 or args.batch_size < 1 or args.batches_per_epoch < 1:
+        raise CLIError("--epochs, --batch-size and --batches-per-epoch must be positive")
+    res = train_from_dataset(args.data, args.model, args.out, schedule=args.schedule, epochs=args.epochs,
+                             seed=args.seed, val_fraction=args.val_fraction, lr=args.lr,
+                             batch_size=args.batch_size, batches_per_epoch=args.batches_per_epoch,
+                             max_val_samples=args.max_val_samples)
+    print(f"{args.model} ({args.schedule}): best validation NMSE {res['best_val_nmse']:.4g} at epoch "
+          f"{res['best_epoch']}, {res['flops']:.3g} training FLOPs; wrote {args.out}/best.pt, last.pt, log.csv")
+    return 0
 # ---- END train ----
 
 # ---- BEGIN evaluate ----
+def add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="errors of a trained GCN/GPCN checkpoint on a microtubule dataset")
+    p.add_argument("--checkpoint", required=True, help="best.pt / last.pt written by train")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default="val", choices=("val", "train", "all"),
+                   help="runs to use: the checkpoint's validation/training runs, or all runs in --data")
+    p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args):
+    import json
+    import os
+
+    from surrogate.training import evaluate_checkpoint
+
+    m = evaluate_checkpoint(args.checkpoint, args.data, split=args.split)
+    print(f"{m['model']} on {m['runs']} runs ({m['samples']} frames, split {m['split']}): NMSE {m['nmse']:.4g}, "
+          f"per-node RMSE {m['rmse_node_kjmol']:.4g} kJ/mol, total-energy MAE {m['mae_total_kjmol']:.4g} kJ/mol")
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(m, fh, indent=1)
+        os.replace(tmp, args.json)
+    return 0
 # ---- END evaluate ----
 
 # ---- BEGIN predict ----

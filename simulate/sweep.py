@@ -445,3 +445,34 @@ def _execute(out_dir, todo, params, protocol, seed, platform, scheduler, n_worke
         if cluster is not None:
             cluster.close()
     return sorted(results, key=lambda r: r["run_ids"][0])
+
+
+def write_run_extras(out_dir, run_id: int = 0) -> dict:
+    """Write the trajectory (extended XYZ) and a PNG of one completed run's last frame.
+
+    Files: ``<out_dir>/trajectory_run_<id>.xyz`` (every frame, per-particle energies;
+    see :mod:`simulate.trajectory_io`) and ``<out_dir>/tube_run_<id>.png`` (the bent
+    tube coloured by per-monomer energy, over the resting tube).
+
+    Returns
+    -------
+    dict with the two paths and the run's final tip deflection (nm).
+    """
+    from simulate.render import render_tube
+    from simulate.replicas import tip_deflection
+    from simulate.trajectory_io import write_extxyz
+
+    path = run_path(out_dir, run_id)
+    if not run_is_complete(path):
+        raise FileNotFoundError(f"{path}: run {run_id} has not been computed")
+    with np.load(path, allow_pickle=False) as z:
+        r = {k: z[k] for k in RUN_ARRAYS}
+    out_dir = Path(out_dir)
+    xyz = write_extxyz(out_dir / f"trajectory_run_{run_id:05d}.xyz", r["positions"], r["energies"],
+                       r["velocities"], r["forces"], r["steps"], r["params"])
+    defl = float(tip_deflection(r["positions"][-1]))
+    title = (f"run {run_id}: strengths " + ", ".join(f"{n} {v:g}" for n, v in zip(PARAM_NAMES, r["params"]))
+             + f"; step {int(r['steps'][-1])}, tip {defl:.1f} nm below the axis")
+    png = render_tube(out_dir / f"tube_run_{run_id:05d}.png", r["positions"][-1], r["energies"][-1],
+                      microtubule_topology().positions, title=title)
+    return {"trajectory": str(xyz), "png": str(png), "tip_deflection": defl}
