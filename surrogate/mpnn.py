@@ -51,6 +51,14 @@ class LinearDynamics(nn.Module):
         self.config = dict(name="linear")
         self.alpha = nn.Parameter(torch.ones(()))
 
+    @torch.no_grad()
+    def fit(self, graphs) -> float:
+        """Closed-form least-squares ``alpha = sum v.(y - x) / sum v.v`` over graph dicts; returns alpha."""
+        num = sum(float((g["vel"] * (g["target"] - g["pos"])).sum()) for g in graphs)
+        den = sum(float((g["vel"] ** 2).sum()) for g in graphs)
+        self.alpha.fill_(num / max(den, 1e-300))
+        return float(self.alpha)
+
     def forward(self, g: GraphBatch):
         """Returns predicted positions [N, 3] and an empty dict."""
         return g.pos + self.alpha * g.vel, {}
