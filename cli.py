@@ -72,6 +72,60 @@ def _run_simulate(args):
 # ---- END simulate ----
 
 # ---- BEGIN hierarchy ----
+def add_hierarchy(sub):
+    p = sub.add_parser(
+        "hierarchy",
+        help="compute (or load) a graph hierarchy with LGDD prolongations, print sizes and distances, save it",
+        description="Compute (or load) a graph hierarchy, finest graph first, with prolongation matrices from "
+        "the linear graph diffusion distance (alpha = 1, cached on disk); print sizes and distances; save it. "
+        "Graphs: Tube(n,k,p), Tube(n,k,p,w2) (seam weight 2), Grid(n,k), Path(n), Cycle(n). "
+        "Default: the microtubule hierarchy Tube(48,13,3) Tube(24,13,1) Tube(24,3,0).",
+    )
+    p.add_argument("graphs", nargs="*", metavar="GRAPH", help="graphs, finest first (default: microtubule)")
+    p.add_argument("--load", metavar="PATH", help="load a saved hierarchy instead of computing one")
+    p.add_argument("--out", metavar="PATH", help="save the hierarchy here (torch file, weights_only loadable)")
+    p.add_argument("--alpha", type=float, default=1.0, help="alpha of the prolongation problem (default 1)")
+    p.add_argument("--refine", action="store_true", help="polish each P on the Stiefel manifold (pymanopt)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default $CGS_CACHE_DIR or ~/.cache/cgsurrogate)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--no-optimal-alpha", action="store_true", help="skip the alpha-optimised distances")
+    p.set_defaults(func=_run_hierarchy)
+
+
+def _run_hierarchy(args):
+    import time
+
+    from surrogate.graphs import parse_graph
+    from surrogate.hierarchy import MICROTUBULE_GRAPHS, Hierarchy, build_hierarchy, hierarchy_report
+
+    if not args.alpha > 0:
+        raise CLIError(f"--alpha must be positive, got {args.alpha}")
+    t0 = time.perf_counter()
+    if args.load:
+        if args.graphs:
+            raise CLIError("give either GRAPH arguments or --load, not both")
+        h = Hierarchy.load(args.load)
+        how = f"loaded {args.load}"
+    else:
+        graphs = [parse_graph(g) for g in args.graphs] if args.graphs else list(MICROTUBULE_GRAPHS)
+        h = build_hierarchy(graphs, alpha=args.alpha, refine=args.refine, cache_dir=args.cache_dir,
+                            use_cache=not args.no_cache, progress=True)
+        how = "computed or read from cache"
+    elapsed = time.perf_counter() - t0
+    rows = hierarchy_report(h, optimal_alpha=not args.no_optimal_alpha)
+    print(f"{'level':>5}  {'graph':<18}{'nodes':>7}{'edges':>7}  {'D(alpha=' + format(h.alpha, 'g') + ')':>12}"
+          + ("" if args.no_optimal_alpha else f"{'D(opt)':>10}{'alpha*':>9}"))
+    for r in rows:
+        line = f"{r['level']:>5}  {r['graph']:<18}{r['nodes']:>7}{r['edges']:>7}"
+        if r["level"] > 0:
+            line += f"  {r['distance']:>12.5f}"
+            if "distance_opt" in r:
+                line += f"{r['distance_opt']:>10.5f}{r['alpha_opt']:>9.4f}"
+        print(line)
+    print(f"hierarchy {h.names} {how} in {elapsed:.2f} s; distances are to the next finer level")
+    if args.out:
+        print(f"saved {h.save(args.out)}")
+    return 0
 # ---- END hierarchy ----
 
 # ---- BEGIN train ----
@@ -192,6 +246,40 @@ def _run_predict(args):
 # ---- END relax ----
 
 # ---- BEGIN cgmap ----
+def add_cgmap(sub):
+    p = sub.add_parser("cgmap", help="map a molecule (SMILES or structure file) to CG beads (DSGPM)",
+                       description="Predict a coarse-grained mapping with the shipped DSGPM model (or a baseline), "
+                                   "write it as JSON in HAM's format and draw it as a PNG.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--smiles", help="molecule as SMILES (RDKit builds the heavy-atom graph)")
+    src.add_argument("--structure", help="structure file read by MDAnalysis (PDB, PSF+coordinates via --coords, ...)")
+    p.add_argument("--coords", help="coordinate file to pair with a topology-only --structure (e.g. PSF + CRD)")
+    p.add_argument("--selection", default="not element H and not name H*",
+                   help="MDAnalysis selection of the atoms to map (structure input)")
+    p.add_argument("--beads", type=int, required=True, help="number of CG beads")
+    p.add_argument("--method", choices=["dsgpm", "spectral", "metis"], default="dsgpm")
+    p.add_argument("--checkpoint", help="DSGPM checkpoint (default: the model shipped with the package)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="cgmap.json", help="output JSON (HAM format)")
+    p.add_argument("--png", help="output drawing (default: the --out path with .png)")
+    p.set_defaults(func=_run_cgmap)
+
+
+def _run_cgmap(args):
+    from pathlib import Path
+
+    from surrogate.cgmap import map_molecule
+
+    structure = None
+    if args.structure:
+        structure = (args.structure, args.coords) if args.coords else args.structure
+    png = args.png or str(Path(args.out).with_suffix(".png"))
+    graph, labels = map_molecule(smiles=args.smiles, structure=structure, selection=args.selection,
+                                 n_beads=args.beads, method=args.method, checkpoint=args.checkpoint,
+                                 seed=args.seed, out_json=args.out, out_png=png)
+    sizes = sorted((int((labels == b).sum()) for b in range(int(labels.max()) + 1)), reverse=True)
+    print(f"{graph.num_atoms} heavy atoms -> {len(sizes)} beads (sizes {sizes}); wrote {args.out} and {png}")
+    return 0
 # ---- END cgmap ----
 
 # ---- BEGIN eghn ----

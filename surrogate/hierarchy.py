@@ -39,8 +39,8 @@ import torch
 from simulate.tube import Tube
 from surrogate.graphs import graph_from_dict, graph_key, graph_to_dict, laplacian
 
-__all__ = ["Hierarchy", "build_hierarchy", "microtubule_hierarchy", "search_coarse_tubes", "MICROTUBULE_GRAPHS",
-           "default_cache_dir"]
+__all__ = ["Hierarchy", "build_hierarchy", "microtubule_hierarchy", "search_coarse_tubes", "hierarchy_report",
+           "MICROTUBULE_GRAPHS", "default_cache_dir"]
 
 FORMAT = "cgsurrogate.hierarchy"
 FORMAT_VERSION = 1
@@ -342,4 +342,25 @@ def search_coarse_tubes(fine=MICROTUBULE_GRAPHS[0], n: int = 24, ks=range(3, 13)
                      "nodes": g.num_nodes, "distance": res.distance, "alpha": res.alpha,
                      "distance_alpha1": d1, "num_rlap": res.num_rlap})
     rows.sort(key=lambda r: r["distance"])
+    return rows
+
+
+def hierarchy_report(h: Hierarchy, optimal_alpha: bool = True) -> list[dict]:
+    """One row per level: ``level``, ``graph``, ``nodes``, ``edges`` and, for levels >= 1, the
+    distance to the next finer level: ``distance`` (objective of the stored ``P`` at the
+    hierarchy's alpha) and, if ``optimal_alpha``, ``distance_opt`` / ``alpha_opt`` (alpha
+    optimised exactly, :func:`surrogate.lgdd.alpha_search`).
+    """
+    from surrogate.lgdd import alpha_search, laplacian_spectrum
+
+    spectra = [laplacian_spectrum(g)[0] for g in h.graphs] if optimal_alpha else None
+    rows = []
+    for i, g in enumerate(h.graphs):
+        row = {"level": i, "graph": g.name, "nodes": h.sizes[i], "edges": int(len(g.edges))}
+        if i > 0:
+            row["distance"] = h.distances[i - 1]
+            if optimal_alpha:
+                res = alpha_search(spectra[i], spectra[i - 1])
+                row["distance_opt"], row["alpha_opt"] = res.distance, res.alpha
+        rows.append(row)
     return rows

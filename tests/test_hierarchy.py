@@ -149,3 +149,30 @@ def test_build_rejects_wrong_order():
         build_hierarchy([Tube(3, 4, 0), Tube(6, 4, 1)], use_cache=False)
     with pytest.raises(ValueError, match="1..3 levels"):
         microtubule_hierarchy(levels=4)
+
+
+def test_cli_hierarchy(tmp_path, capsys):
+    import cli
+
+    out = tmp_path / "h.pt"
+    rc = cli.main(["hierarchy", "Tube(6,4,1)", "Tube(3,4,0)", "Path(4)", "--cache-dir", str(tmp_path / "c"),
+                   "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "Tube(3,4,0)" in text and "D(opt)" in text
+    h = Hierarchy.load(out)
+    assert h.sizes == [24, 12, 4]
+    assert cli.main(["hierarchy", "--load", str(out), "--no-optimal-alpha"]) == 0
+    assert cli.main(["hierarchy", "Torus(3)"]) == 2
+    assert "cannot parse graph" in capsys.readouterr().err
+    assert cli.main(["hierarchy", "--load", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_report_distances_match_lgdd():
+    from surrogate.hierarchy import hierarchy_report
+    from surrogate.lgdd import lgdd
+
+    h = build_hierarchy([Tube(6, 4, 1), Tube(3, 4, 0)], use_cache=False)
+    rows = hierarchy_report(h)
+    assert rows[1]["distance"] == pytest.approx(lgdd(Tube(3, 4, 0), Tube(6, 4, 1), 1.0).distance, rel=1e-12)
+    assert rows[1]["distance_opt"] <= rows[1]["distance"] + 1e-12
