@@ -334,6 +334,7 @@ def run_sweep(
     progress: bool = True,
     on_grid: bool = True,
     max_batches: int | None = None,
+    processes: bool = True,
 ) -> dict:
     """Run a sweep into a dataset folder on Dask; resumable.
 
@@ -363,6 +364,8 @@ def run_sweep(
         Require every value to be one of ``GRID_VALUES``.
     max_batches : int, optional
         Submit at most this many of the pending batches (to split a sweep into pieces).
+    processes : bool
+        LocalCluster workers as processes (default) or as threads of this process.
 
     Returns
     -------
@@ -392,7 +395,7 @@ def run_sweep(
     results, computed = [], []
     if todo:
         results = _execute(out_dir, todo, params, protocol, seed, platform, scheduler, n_workers,
-                           threads_per_worker, progress, already=len(done), total=M)
+                           threads_per_worker, progress, already=len(done), total=M, processes=processes)
         for r in results:
             computed += r["written"]
     pending = [i for i in range(M) if not run_path(out_dir, i).exists()]
@@ -408,7 +411,7 @@ def run_sweep(
 
 
 def _execute(out_dir, todo, params, protocol, seed, platform, scheduler, n_workers, threads_per_worker,
-             progress, already, total):
+             progress, already, total, processes=True):
     from distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
@@ -419,9 +422,10 @@ def _execute(out_dir, todo, params, protocol, seed, platform, scheduler, n_worke
         except OSError as exc:
             raise ValueError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
     else:
+        kw = {"host": "127.0.0.1"} if processes else {}  # threads talk in-process, processes on loopback
         cluster = LocalCluster(
-            n_workers=int(n_workers), threads_per_worker=int(threads_per_worker), processes=True,
-            dashboard_address=None, host="127.0.0.1", silence_logs=40,
+            n_workers=int(n_workers), threads_per_worker=int(threads_per_worker), processes=bool(processes),
+            dashboard_address=":0", silence_logs=40, **kw,
         )
         client = Client(cluster)
     pdict = protocol.to_dict()
