@@ -105,6 +105,17 @@ def test_alpha_search_never_worse_than_dense_grid(seed):
     assert res.distance ** 2 <= grid_min(lam1, lam2, fine) + 1e-10
 
 
+@pytest.mark.parametrize("g1,g2", [(Tube(4, 3, 0), Tube(8, 4, 1)), (Grid(3, 3), Tube(6, 3, 2, 2.0))],
+                         ids=lambda g: g.name)
+def test_alpha_search_degenerate_spectra_vs_grid(g1, g2):
+    # tube and grid spectra are highly degenerate: many assignments tie
+    lam1, lam2 = laplacian_spectrum(g1)[0], laplacian_spectrum(g2)[0]
+    res = alpha_search(lam1, lam2)
+    gmin = grid_min(lam1, lam2, np.geomspace(0.2, 5.0, 2000))
+    assert res.distance ** 2 <= gmin + 1e-10
+    assert res.tolerance > 0 and res.num_rlap >= 1
+
+
 @pytest.mark.parametrize("small,large", [
     ("Path(8)", "Path(16)"),
     ("Cycle(8)", "Cycle(16)"),
