@@ -13,6 +13,9 @@ from simulate.microtubule import (
     parse_params,
     tube_topology,
 )
+from simulate.openmm_system import build_microtubule_system, microtubule_positions
+from simulate.protocol import Protocol
+from simulate.sweep import run_sweep
 from simulate.tube import Tube
 
 __all__ = [
@@ -24,4 +27,8 @@ __all__ = [
     "parse_params",
     "PARAM_NAMES",
     "GRID_VALUES",
+    "Protocol",
+    "build_microtubule_system",
+    "microtubule_positions",
+    "run_sweep",
 ]
