@@ -41,7 +41,7 @@ from __future__ import annotations
 import csv
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +168,6 @@ class TrainConfig:
     schedule: str = "all"
     patience: int = 10
     val_batch_size: int = 32
-    extra: dict = field(default_factory=dict)
 
 
 def epoch_batches(num_samples: int, epoch: int, seed: int, batches: int, batch_size: int) -> torch.Tensor:
