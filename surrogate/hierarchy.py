@@ -326,7 +326,7 @@ def search_coarse_tubes(fine=MICROTUBULE_GRAPHS[0], n: int = 24, ks=range(3, 13)
     """
     from surrogate.lgdd import alpha_search, assignment, assignment_cost, laplacian_spectrum
 
-    lam2 = laplacian_spectrum(fine)[0]
+    lam2 = laplacian_spectrum(fine, vectors=False)[0]
     cands = [Tube(n, k, p, w) for k in ks for p in ps for w in seam_weights if p < n and n * k <= len(lam2)]
     it = cands
     if progress:
@@ -335,7 +335,7 @@ def search_coarse_tubes(fine=MICROTUBULE_GRAPHS[0], n: int = 24, ks=range(3, 13)
         it = tqdm(cands, desc="coarse tubes", unit="graph")
     rows = []
     for g in it:
-        lam1 = laplacian_spectrum(g)[0]
+        lam1 = laplacian_spectrum(g, vectors=False)[0]
         res = alpha_search(lam1, lam2)
         d1 = math.sqrt(assignment_cost(lam1, lam2, assignment(lam1, lam2, 1.0), 1.0))
         rows.append({"graph": g.name, "n": g.n, "k": g.k, "p": g.p, "seam_weight": g.seam_weight,
@@ -353,7 +353,7 @@ def hierarchy_report(h: Hierarchy, optimal_alpha: bool = True) -> list[dict]:
     """
     from surrogate.lgdd import alpha_search, laplacian_spectrum
 
-    spectra = [laplacian_spectrum(g)[0] for g in h.graphs] if optimal_alpha else None
+    spectra = [laplacian_spectrum(g, vectors=False)[0] for g in h.graphs] if optimal_alpha else None
     rows = []
     for i, g in enumerate(h.graphs):
         row = {"level": i, "graph": g.name, "nodes": h.sizes[i], "edges": int(len(g.edges))}

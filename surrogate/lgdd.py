@@ -63,20 +63,24 @@ __all__ = [
 ZERO_TOL = 1e-11
 
 
-def laplacian_spectrum(graph) -> tuple[np.ndarray, np.ndarray]:
+def laplacian_spectrum(graph, vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Eigendecomposition of the paper-sign Laplacian ``L = U diag(lam) U^T``.
 
     Parameters
     ----------
     graph : Tube, Grid, WeightedGraph or adjacency matrix [N, N]
+    vectors : bool  also compute the eigenvectors (False is faster; ``U`` is then None)
 
     Returns
     -------
     lam : ndarray [N] float64, ascending (all <= 0); values within ``ZERO_TOL`` of 0 are set to 0.
-    U : ndarray [N, N] float64, orthonormal eigenvectors in columns.
+    U : ndarray [N, N] float64, orthonormal eigenvectors in columns (None if ``vectors`` is False).
     """
     L = dense_laplacian(graph)
-    lam, U = np.linalg.eigh(L)
+    if vectors:
+        lam, U = np.linalg.eigh(L)
+    else:
+        lam, U = np.linalg.eigvalsh(L), None
     scale = max(float(np.abs(lam).max()), 1e-300)
     lam = np.where(np.abs(lam) <= ZERO_TOL * scale, 0.0, np.minimum(lam, 0.0))
     return lam, U
@@ -399,7 +403,10 @@ def lgdd(g1, g2, alpha: float | None = None, *, return_P: bool = True, refine: b
     -------
     LGDDResult
     """
-    (lam1, U1), (lam2, U2) = spectra if spectra is not None else (laplacian_spectrum(g1), laplacian_spectrum(g2))
+    need_vectors = return_P or refine
+    if spectra is None:
+        spectra = (laplacian_spectrum(g1, need_vectors), laplacian_spectrum(g2, need_vectors))
+    (lam1, U1), (lam2, U2) = spectra
     if len(lam1) > len(lam2):
         raise ValueError(f"LGDD needs |G1| <= |G2|; got {len(lam1)} and {len(lam2)} nodes (swap the graphs)")
     if alpha is None:
