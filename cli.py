@@ -55,11 +55,16 @@ def _run_simulate(args):
     if args.params:
         params = np.stack([parse_params(t, on_grid=not args.off_grid) for t in args.params])
     proto = Protocol.paper() if args.protocol == "paper" else Protocol.short()
-    res = run_sweep(
-        args.out, param_sets=params, grid=args.grid, protocol=proto, batch_size=args.batch_size,
-        scheduler=args.scheduler, n_workers=args.workers, threads_per_worker=args.threads,
-        platform=args.platform, seed=args.seed, progress=not args.no_progress, on_grid=not args.off_grid,
-    )
+    from simulate.replicas import SimulationError
+
+    try:
+        res = run_sweep(
+            args.out, param_sets=params, grid=args.grid, protocol=proto, batch_size=args.batch_size,
+            scheduler=args.scheduler, n_workers=args.workers, threads_per_worker=args.threads,
+            platform=args.platform, seed=args.seed, progress=not args.no_progress, on_grid=not args.off_grid,
+        )
+    except SimulationError as exc:
+        raise CLIError(str(exc)) from None
     print(f"{res['out_dir']}: {res['num_runs'] - len(res['pending'])}/{res['num_runs']} runs complete "
           f"({res['already_done']} already on disk, {len(res['computed'])} computed now, {res['seconds']:.1f} s)")
     if res["results"]:

@@ -361,8 +361,10 @@ def load_microtubule_splits(root, val_fraction: float = 0.2, seed: int = 0):
 
     Returns
     -------
-    train_ds, val_ds : MicrotubuleDataset
+    train_ds : MicrotubuleDataset
+    val_ds : MicrotubuleDataset, or None when the dataset has a single run
     normalizer : Normalizer
+        Fitted on ``train_ds`` only.
     """
     ids = MicrotubuleDataset(root).run_ids
     tr, va = split_runs(ids, val_fraction, seed)
