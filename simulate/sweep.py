@@ -338,6 +338,10 @@ def run_sweep(
 ) -> dict:
     """Run a sweep into a dataset folder on Dask; resumable.
 
+    The default LocalCluster starts worker processes with ``spawn``: call this from
+    ``cli.py``, an interactive session, or a script guarded by
+    ``if __name__ == "__main__":``.
+
     Parameters
     ----------
     out_dir : path
