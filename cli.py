@@ -248,6 +248,74 @@ def _run_predict(args):
 # ---- END predict ----
 
 # ---- BEGIN relax ----
+def add_relax(sub):
+    p = sub.add_parser(
+        "relax",
+        help="relax the microtubule coarse-to-fine under a surrogate (or the true energy) with clamps and load",
+        description="Relax the microtubule to a low-energy structure: coarse modes of the prolongation "
+        "hierarchy first, then all fine coordinates (L-BFGS or FIRE, gradient-norm stopping), with the "
+        "first two turns clamped and a constant load on the last two. Writes relaxed.xyz (extended XYZ with "
+        "per-particle energies), stages.txt, relax.json and relaxed.png (beside the OpenMM minimum).",
+    )
+    p.add_argument("--model", default=None,
+                   help="surrogate checkpoint; omit to relax the true energy function")
+    p.add_argument("--params", default="30,30,30,30,30",
+                   help="five strengths LatAssoc,LongAssoc,LatAngle,LongAngle,QuadAngles (zJ) [%(default)s]")
+    p.add_argument("--load", type=float, default=1.0,
+                   help="load as a multiple of the protocol's full load, 9e-14 N = 0.0542 kJ/mol/nm per "
+                   "monomer of the last two turns along -y; 0 for none [%(default)s]")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--schedule", default="default",
+                   help="stages level[:max_evals[:tol]],... ; 'fine' for fine-only; default '2:600,0'")
+    p.add_argument("--optimizer", choices=("lbfgs", "fire"), default="lbfgs")
+    p.add_argument("--coarse-space", choices=("translate", "rigid"), default=None,
+                   help="displacement fields of a coarse stage (default translate)")
+    p.add_argument("--prolongation", choices=("spectral", "lgdd"), default=None,
+                   help="prolongations from the hierarchy (default spectral)")
+    p.add_argument("--tol", type=float, default=None,
+                   help="stop at this largest per-node gradient norm, kJ/mol/nm (default 1e-4)")
+    p.add_argument("--max-evals", type=int, default=None, help="budget of fine energy+gradient evaluations")
+    p.add_argument("--perturb", type=float, default=0.0, help="Gaussian perturbation of the start, nm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-openmm", action="store_true", help="skip the OpenMM reference minimisation")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_relax)
+
+
+def _run_relax(args):
+    from simulate.microtubule import parse_params
+
+    params = parse_params(args.params)
+    if args.model is not None:
+        from pathlib import Path
+
+        if not Path(args.model).is_file():
+            raise FileNotFoundError(f"{args.model}: no such checkpoint file")
+    if args.tol is not None and not args.tol > 0:
+        raise CLIError(f"--tol {args.tol}: must be positive")
+    if args.max_evals is not None and args.max_evals < 1:
+        raise CLIError(f"--max-evals {args.max_evals}: must be at least 1")
+    if args.perturb < 0:
+        raise CLIError(f"--perturb {args.perturb}: must be non-negative")
+    from optimize.relax import parse_schedule
+    from optimize.report import run_relax, stage_table
+
+    parse_schedule(args.schedule)
+    out = run_relax(args.out, params, model=args.model, load=args.load, schedule=args.schedule,
+                    optimizer=args.optimizer, coarse_space=args.coarse_space,
+                    prolongation_kind=args.prolongation, tol=args.tol, max_evals=args.max_evals,
+                    perturb=args.perturb, seed=args.seed, openmm_reference=not args.no_openmm,
+                    progress=not args.no_progress)
+    r = out["result"]
+    print(stage_table(r))
+    if out["true"] is not None:
+        print(f"true energy of the relaxed structure: {out['true']['energy']:.8g} kJ/mol")
+    if out["reference"] is not None:
+        print(f"OpenMM minimum (true force field): {out['reference']['energy']:.8g} kJ/mol; "
+              f"RMSD relaxed vs OpenMM {out['rmsd_nm']:.4g} nm")
+    for k, v in out["paths"].items():
+        print(f"{k}: {v}")
+    return 0 if r.converged else 1
 # ---- END relax ----
 
 # ---- BEGIN cgmap ----
@@ -288,6 +356,90 @@ def _run_cgmap(args):
 # ---- END cgmap ----
 
 # ---- BEGIN eghn ----
+def add_mcomplex(sub):
+    p = sub.add_parser("mcomplex", help="generate an M-complex dataset (EGHN paper sec. 4.1) as one .npz")
+    p.add_argument("--out", required=True, help="output .npz (same layout as shared/data/mcomplex)")
+    p.add_argument("--complexes", type=int, default=3, help="M, number of rigid complexes")
+    p.add_argument("--size", type=int, default=3, help="N/M, average complex size")
+    p.add_argument("--systems", type=int, default=1, help="J, number of system types (1 = single-system mode)")
+    p.add_argument("--train", type=int, default=500)
+    p.add_argument("--valid", type=int, default=200)
+    p.add_argument("--test", type=int, default=200)
+    p.add_argument("--steps", type=int, default=2600, help="integration steps (frames every 100; 2600 -> 26)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_mcomplex)
+
+
+def _run_mcomplex(args):
+    from simulate.mcomplex import write_mcomplex_dataset
+
+    if min(args.complexes, args.size, args.systems, args.train, args.valid, args.test) < 1:
+        raise CLIError("--complexes, --size, --systems, --train, --valid and --test must be positive")
+    if args.steps < 2600:
+        raise CLIError("--steps must be at least 2600 (the target is frame 25)")
+    path = write_mcomplex_dataset(args.out, args.complexes, args.size, args.systems, args.train, args.valid,
+                                  args.test, args.steps, args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def add_eghn_train(sub):
+    p = sub.add_parser("eghn-train", help="train Linear/MPNN/EGNN/EGHN on M-complex, motion capture or protein MD")
+    p.add_argument("--task", required=True, choices=("mcomplex", "mocap", "protein"))
+    p.add_argument("--model", default="eghn", choices=("linear", "mpnn", "egnn", "eghn"))
+    p.add_argument("--data", default=None, help="M-complex or motion-capture .npz (default: under $CGS_SHARED_DATA)")
+    p.add_argument("--top", default=None, help="protein topology (PSF/PDB/GRO); default: MDAnalysisTests AdK")
+    p.add_argument("--traj", nargs="*", default=None, help="protein trajectories (DCD/XTC/TRR/NetCDF)")
+    p.add_argument("--span", type=int, default=15, help="protein: frames between input and target")
+    p.add_argument("--cutoff-nm", type=float, default=1.0, help="protein: A_global cutoff in nm (paper 10 A)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--clusters", type=int, default=None, help="EGHN clusters (default: M / 5 / 20)")
+    p.add_argument("--lambda-conn", type=float, default=1.0, help="weight of the connectivity loss")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="checkpoint .pt (best-validation weights; resumes when present)")
+    p.set_defaults(func=_run_eghn_train)
+
+
+def _run_eghn_train(args):
+    from surrogate.eghn_training import train_benchmark
+
+    if args.epochs < 1 or args.batch_size < 1:
+        raise CLIError("--epochs and --batch-size must be positive")
+    if bool(args.top) != bool(args.traj):
+        raise CLIError("--top and --traj go together")
+    sources = [(args.top, t) for t in args.traj] if args.traj else None
+    r = train_benchmark(args.task, args.model, args.out, data=args.data, sources=sources, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, clusters=args.clusters,
+                        lambda_conn=args.lambda_conn, seed=args.seed, span=args.span, cutoff_nm=args.cutoff_nm)
+    print(f"{args.model} on {args.task}: best validation MSE {r['best_val_mse']:.5g} at epoch {r['best_epoch']}, "
+          f"test MSE {r['test_mse']:.5g} ({r['n_train']}/{r['n_valid']}/{r['n_test']} samples); wrote {args.out}")
+    return 0
+
+
+def add_protein_md(sub):
+    p = sub.add_parser("protein-md", help="OpenMM amber14/GBn2 protein trajectory for EGHN data (resumable)")
+    p.add_argument("--pdb", required=True, help="input structure")
+    p.add_argument("--out", required=True, help="output folder: topology.pdb, trajectory.dcd, metadata.json")
+    p.add_argument("--ns", type=float, default=10.0, help="production length in ns")
+    p.add_argument("--frame-ps", type=float, default=10.0, help="frame interval in ps")
+    p.add_argument("--platform", default=None, help="CUDA, OpenCL, CPU or Reference (default: fastest)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_protein_md)
+
+
+def _run_protein_md(args):
+    from simulate.protein import ProteinProtocol, run_protein_md
+
+    if args.ns <= 0 or args.frame_ps <= 0:
+        raise CLIError("--ns and --frame-ps must be positive")
+    meta = run_protein_md(args.pdb, args.out, ProteinProtocol(total_ns=args.ns, report_every_ps=args.frame_ps,
+                                                               platform=args.platform, seed=args.seed))
+    rate = f", {meta['ns_per_day']:.3g} ns/day" if "ns_per_day" in meta else ""
+    print(f"{meta['frames_written']} frames ({meta['ns_simulated']:.3g} ns) on {meta['platform']}{rate}; wrote {args.out}")
+    return 0
 # ---- END eghn ----
 
 
