@@ -58,7 +58,8 @@ class MolGraph:
     name : str
         SMILES or file name the graph came from.
     positions : ndarray of float64, shape [n, 3], optional
-        Atom positions (Angstrom, as read) when the graph came from a structure; used for drawing.
+        Atom positions: Angstrom as read from a structure file, or RDKit 2D depiction
+        coordinates for a SMILES; used for drawing.
     """
 
     elements: list
@@ -169,6 +170,7 @@ def mol_graph_from_smiles(smiles: str) -> MolGraph:
     Returns
     -------
     MolGraph
+        With ``positions`` the RDKit 2D depiction coordinates (z = 0), used for drawing.
 
     Raises
     ------
@@ -192,7 +194,12 @@ def mol_graph_from_smiles(smiles: str) -> MolGraph:
             order = 1.0
         edges.append((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))
         types.append(order)
-    return MolGraph(elements, np.array(edges, dtype=np.int64).reshape(-1, 2), np.array(types), name=smiles)
+    from rdkit.Chem import rdDepictor
+
+    rdDepictor.Compute2DCoords(mol)
+    xy = mol.GetConformer().GetPositions()
+    return MolGraph(elements, np.array(edges, dtype=np.int64).reshape(-1, 2), np.array(types), name=smiles,
+                    positions=np.asarray(xy, dtype=np.float64))
 
 
 def mol_graph_from_structure(path, selection: str = "not element H and not name H*") -> MolGraph:
