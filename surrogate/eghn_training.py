@@ -108,20 +108,31 @@ def _batches(graphs, batch_size, shuffle, rng):
         yield collate_graphs([graphs[i] for i in idx[s:s + batch_size]])
 
 
-def _loss(model, g: GraphBatch, lambda_conn: float):
+def _predict(model, g: GraphBatch, task: str):
     pred, aux = model(g)
+    if task == "energy":
+        pred = aux["node_energy"].unsqueeze(-1)
+    return pred, aux
+
+
+def _loss(model, g: GraphBatch, lambda_conn: float, task: str = "dynamics"):
+    pred, aux = _predict(model, g, task)
     mse = ((pred - g.target) ** 2).mean()
     total = mse + lambda_conn * aux["conn_loss"] if "conn_loss" in aux and lambda_conn else mse
     return total, mse, pred.shape[0]
 
 
 @torch.no_grad()
-def evaluate_mse(model: torch.nn.Module, graphs, batch_size: int = 100) -> float:
-    """Mean squared position error over all nodes and the three coordinates."""
+def evaluate_mse(model: torch.nn.Module, graphs, batch_size: int = 100, task: str = "dynamics") -> float:
+    """Mean squared error of the task's target over all nodes (and the three coordinates).
+
+    ``task="dynamics"``: predicted vs target positions; ``task="energy"``: the energy head's per-node
+    output vs the (normalised) per-node energies stored as ``target`` [N, 1].
+    """
     model.eval()
     tot, n = 0.0, 0
     for g in _batches(graphs, batch_size, False, None):
-        pred, _ = model(g)
+        pred, _ = _predict(model, g, task)
         tot += float(((pred - g.target) ** 2).sum())
         n += pred.numel()
     return tot / max(n, 1)
@@ -136,7 +147,8 @@ def _save_atomic(obj, path: Path):
 
 def train_dynamics(model: torch.nn.Module, train, valid, test=None, cfg: TrainConfig | None = None,
                    lambda_conn: float = 0.0, checkpoint: str | Path | None = None, progress: bool = True,
-                   dataset_info: dict | None = None) -> dict:
+                   dataset_info: dict | None = None, task: str = "dynamics",
+                   batches_per_epoch: int | None = None, eval_batch_size: int = 100) -> dict:
     """Train with Adam; keep the best-validation model.
 
     Parameters
@@ -148,6 +160,10 @@ def train_dynamics(model: torch.nn.Module, train, valid, test=None, cfg: TrainCo
         Weight of the connectivity loss (EGHN only).
     checkpoint : path, optional
         Saved after each validation; resumed from when it exists.
+    task : {"dynamics", "energy"}
+        What is compared with ``target`` (see :func:`evaluate_mse`).
+    batches_per_epoch : int, optional
+        Cap on the optimiser steps per epoch (an "epoch" is then that many random batches).
 
     Returns
     -------
@@ -187,9 +203,11 @@ def train_dynamics(model: torch.nn.Module, train, valid, test=None, cfg: TrainCo
         if opt is not None:
             model.train()
             tl, tn = 0.0, 0
-            for g in _batches(train, cfg.batch_size, True, rng):
+            for b, g in enumerate(_batches(train, cfg.batch_size, True, rng)):
+                if batches_per_epoch and b >= batches_per_epoch:
+                    break
                 opt.zero_grad()
-                loss, mse, n = _loss(model, g, lambda_conn)
+                loss, mse, n = _loss(model, g, lambda_conn, task)
                 loss.backward()
                 if cfg.clip_grad:
                     torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
@@ -198,13 +216,13 @@ def train_dynamics(model: torch.nn.Module, train, valid, test=None, cfg: TrainCo
                 tn += n
             train_mse = tl / max(tn, 1)
         else:
-            train_mse = evaluate_mse(model, train)
+            train_mse = evaluate_mse(model, train, eval_batch_size, task)
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
-            val = evaluate_mse(model, valid)
+            val = evaluate_mse(model, valid, eval_batch_size, task)
             rec = {"epoch": epoch, "train_mse": train_mse, "val_mse": val}
             if val < best["val"]:
                 best = {"val": val, "epoch": epoch, "state": copy.deepcopy(model.state_dict()),
-                        "test": evaluate_mse(model, test) if test is not None else None}
+                        "test": evaluate_mse(model, test, eval_batch_size, task) if test is not None else None}
                 bad = 0
             else:
                 bad += 1
@@ -248,3 +266,68 @@ def load_dynamics_model(path) -> torch.nn.Module:
     model = rebuild_from_config(st["model_config"])
     model.load_state_dict(st["state_dict"])
     return model.eval()
+
+
+BENCHMARKS = ("mcomplex", "mocap", "protein")
+
+
+def load_benchmark(task: str, data=None, sources=None, span: int = 15, cutoff_nm: float = 1.0):
+    """Train/valid/test graphs and feature widths of a dynamics benchmark.
+
+    Parameters
+    ----------
+    task : {"mcomplex", "mocap", "protein"}
+    data : path, optional
+        M-complex ``.npz`` or motion-capture ``.npz`` (defaults under ``$CGS_SHARED_DATA``).
+    sources : list of (topology, trajectory), optional
+        Protein trajectories (defaults to the MDAnalysisTests AdK DCDs).
+    span, cutoff_nm : protein prediction span (frames) and A_global cutoff (nm).
+
+    Returns
+    -------
+    train, valid, test : lists of graph dicts
+    dims : dict with ``in_node``, ``edge_dim``, ``local_edge_dim``, ``n_clusters`` (paper default)
+    """
+    if task == "mcomplex":
+        from data.mcomplex import MComplexDataset
+        tr, va, te = (MComplexDataset(data, s) for s in ("train", "valid", "test"))
+        return tr.graphs, va.graphs, te.graphs, dict(in_node=1, edge_dim=2, local_edge_dim=2, n_clusters=tr.n_clusters)
+    if task == "mocap":
+        from data.mocap import MocapDataset
+        tr, va, te = (MocapDataset(data, s).graphs for s in ("train", "valid", "test"))
+        return tr, va, te, dict(in_node=2, edge_dim=1, local_edge_dim=1, n_clusters=5)
+    if task == "protein":
+        from data.protein import load_protein_trajectory, protein_splits
+        sp = protein_splits(load_protein_trajectory(sources), span=span, cutoff_nm=cutoff_nm, progress=True)
+        return sp["train"], sp["valid"], sp["test"], dict(in_node=int(sp["train"][0]["h"].shape[1]), edge_dim=1,
+                                                          local_edge_dim=1, n_clusters=20)
+    raise ValueError(f"unknown benchmark {task!r}; choose from {BENCHMARKS}")
+
+
+def train_benchmark(task: str, model_name: str, checkpoint, data=None, sources=None, epochs: int = 100,
+                    batch_size: int = 50, lr: float = 5e-4, hidden: int = 64, clusters: int | None = None,
+                    lambda_conn: float = 1.0, seed: int = 0, span: int = 15, cutoff_nm: float = 1.0) -> dict:
+    """Train one model on a benchmark, keep the best-validation weights in ``checkpoint``, report test MSE.
+
+    Re-running with the same checkpoint resumes (and extends to a larger ``epochs``).
+
+    Returns
+    -------
+    dict from :func:`train_dynamics` plus ``n_train``, ``n_valid``, ``n_test``.
+    """
+    if model_name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {model_name!r}; choose from {MODEL_NAMES}")
+    tr, va, te, dims = load_benchmark(task, data, sources, span, cutoff_nm)
+    torch.manual_seed(seed)
+    model = build_dynamics_model(model_name, dims["in_node"], dims["edge_dim"], dims["local_edge_dim"],
+                                 [clusters or dims["n_clusters"]], hidden=hidden, lambda_conn=lambda_conn)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    r = train_dynamics(model, tr, va, te, cfg, lambda_conn=lambda_conn if model_name == "eghn" else 0.0,
+                       checkpoint=checkpoint, dataset_info={"task": task, "data": str(data), "span": span,
+                                                           "cutoff_nm": cutoff_nm})
+    if model_name == "linear" and checkpoint:  # closed-form fit: still leave a checkpoint behind
+        _save_atomic(_checkpoint_dict(model, {"state": model.state_dict(), "epoch": 0, "val": r["best_val_mse"],
+                                              "test": r["test_mse"]}, r["history"], 0, None, 0.0, cfg,
+                                      {"task": task, "data": str(data)}), Path(checkpoint))
+    r.update(n_train=len(tr), n_valid=len(va), n_test=len(te))
+    return r

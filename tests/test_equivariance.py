@@ -218,3 +218,31 @@ def test_pool_rows_sum_to_one_and_translation_of_clusters():
     A = torch.eye(3, dtype=torch.float64).expand(2, 3, 3) * 4.0
     assert float(connectivity_loss(A)) < 1e-12
     assert float(connectivity_loss(torch.ones(1, 3, 3, dtype=torch.float64))) > 1.0
+
+
+def test_microtubule_energy_wrapper_invariant_total_and_equivariant_forces(topology):
+    """EGHN energy head as a TrueEnergy-style function on the 624-node tube."""
+    from data.microtubule import Normalizer
+    from surrogate.eghn_microtubule import EGHNMicrotubuleEnergy, MicrotubuleGraphs
+    g = torch.Generator().manual_seed(0)
+    pos0 = torch.as_tensor(topology.positions, dtype=torch.float64)
+    X = torch.cat([pos0 + 0.05 * torch.randn(4, *pos0.shape, generator=g, dtype=torch.float64),
+                   0.1 * torch.randn(4, 624, 3, generator=g, dtype=torch.float64),
+                   torch.rand(4, 1, 5, generator=g, dtype=torch.float64).expand(4, 624, 5) * 50], -1)
+    Y = torch.rand(4, 624, 1, generator=g, dtype=torch.float64)
+    norm = Normalizer.fit(X, Y)
+    torch.manual_seed(0)
+    model = EGHN(6, 1, 1, hidden=8, n_clusters=[6], layers_per_block=1, pool_layers=1, head="energy").double().eval()
+    f = EGHNMicrotubuleEnergy(model, MicrotubuleGraphs(topology.bonds, 624, norm))
+    params = torch.tensor([[30.0, 9.0, 18.0, 48.0, 3.0]], dtype=torch.float64)
+    pos = X[:1, :, :3].clone().requires_grad_(True)
+    total, per_node = f(pos, params)
+    assert per_node.shape == (1, 624) and torch.allclose(total, per_node.sum(1))
+    (F,) = torch.autograd.grad(-total.sum(), pos)
+    R = __import__("surrogate.equivariance", fromlist=["random_orthogonal"]).random_orthogonal(
+        np.random.default_rng(1), reflect=True)
+    pos2 = (X[:1, :, :3] @ R.T + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)).requires_grad_(True)
+    total2, _ = f(pos2, params)
+    (F2,) = torch.autograd.grad(-total2.sum(), pos2)
+    assert abs(float(total2 - total)) < 1e-5 * max(1.0, abs(float(total)))
+    assert float((F2 - F @ R.T).abs().max()) < 1e-5

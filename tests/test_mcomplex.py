@@ -105,3 +105,27 @@ def test_reference_loader_and_short_training(shared_data):
                        lambda_conn=1.0, progress=False)
     assert r["best_val_mse"] < rl["best_val_mse"]
     assert abs(evaluate_mse(m, va) - r["best_val_mse"]) < 1e-6
+
+
+def test_cli_generate_train_resume(tmp_path, capsys):
+    import cli
+    from surrogate.eghn_training import load_dynamics_checkpoint, load_dynamics_model
+    data, ck = tmp_path / "mc.npz", tmp_path / "egnn.pt"
+    assert cli.main(["mcomplex", "--out", str(data), "--train", "6", "--valid", "3", "--test", "3"]) == 0
+    args = ["eghn-train", "--task", "mcomplex", "--data", str(data), "--model", "eghn", "--batch-size", "3",
+            "--hidden", "8", "--out", str(ck)]
+    assert cli.main(args + ["--epochs", "2"]) == 0
+    st = load_dynamics_checkpoint(ck)
+    assert st["epoch"] == 1 and st["model_config"]["name"] == "eghn"
+    assert cli.main(args + ["--epochs", "3"]) == 0  # resumes and runs one more epoch
+    st = load_dynamics_checkpoint(ck)
+    assert st["epoch"] == 2 and len(st["history"]) == 3
+    test = MComplexDataset(data, "test").graphs
+    model = load_dynamics_model(ck)
+    assert abs(evaluate_mse(model, test) - st["test_mse"]) < 1e-6
+    assert cli.main(["eghn-train", "--task", "mcomplex", "--data", str(tmp_path / "no.npz"), "--out", str(ck)]) == 2
+    assert "no.npz" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_dynamics_checkpoint(bad)
