@@ -125,7 +125,8 @@ def draw_mapping(graph, labels, path, title: str | None = None) -> Path:
             ax.text(xy[i, 0], xy[i, 1], el, ha="center", va="center", fontsize=8, zorder=3)
     ax.set_aspect("equal")
     ax.axis("off")
-    name = graph.name if len(graph.name) < 60 else "..." + graph.name[-57:]
+    name = Path(graph.name).name if graph.name and Path(graph.name).is_file() else graph.name
+    name = name if len(name) < 60 else "..." + name[-57:]
     ax.set_title(title or f"{name}\n{n} heavy atoms -> {k} beads", fontsize=9)
     fig.tight_layout()
     path = Path(path)
