@@ -15,19 +15,26 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from surrogate.message_passing import aggregate  # noqa: E402
 
 
-def _time(fn, repeats: int) -> float:
+def _time(fn, repeats: int, blocks: int = 7) -> tuple[float, float]:
+    """Median and minimum over ``blocks`` of the mean time per call (ms); the median resists the
+    noise of a shared machine."""
     for _ in range(10):
         fn()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t0) / repeats * 1e3
+    per = max(1, repeats // blocks)
+    out = []
+    for _ in range(blocks):
+        t0 = time.perf_counter()
+        for _ in range(per):
+            fn()
+        out.append((time.perf_counter() - t0) / per * 1e3)
+    return float(np.median(out)), float(np.min(out))
 
 
 def main(argv=None) -> int:
@@ -50,11 +57,12 @@ def main(argv=None) -> int:
         torch.set_num_threads(threads)
         for case, (idx, n) in cases.items():
             for method in ("index_add", "scatter_reduce"):
-                ms = _time(lambda: aggregate(msgs, idx, n, method=method), args.repeats)
-                rows.append({"threads": threads, "case": case, "method": method, "ms": round(ms, 4)})
-    print(f"{'threads':>7} {'case':<22} {'method':<15} {'ms':>8}")
+                med, best = _time(lambda: aggregate(msgs, idx, n, method=method), args.repeats)
+                rows.append({"threads": threads, "case": case, "method": method, "ms_median": round(med, 4),
+                             "ms_min": round(best, 4)})
+    print(f"{'threads':>7} {'case':<22} {'method':<15} {'median ms':>10} {'min ms':>8}")
     for r in rows:
-        print(f"{r['threads']:>7} {r['case']:<22} {r['method']:<15} {r['ms']:>8.3f}")
+        print(f"{r['threads']:>7} {r['case']:<22} {r['method']:<15} {r['ms_median']:>10.3f} {r['ms_min']:>8.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
