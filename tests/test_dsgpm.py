@@ -1,7 +1,6 @@
 """DSGPM: losses, message passing against a per-bond reference, spectral partition with connected
 beads, metrics and protocols, checkpoints, CLI errors."""
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -244,25 +243,33 @@ def test_pretrained_model_ships_and_is_small():
 
 # ----------------------------------------------------------------------------- CLI
 
-def _cli(*args):
-    return subprocess.run([sys.executable, str(REPO / "cli.py"), "cgmap", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
+def _cli(capsys, *args):
+    """Run ``cli.py cgmap`` in-process (same parser and error handling as the script)."""
+    sys.path.insert(0, str(REPO))
+    import cli
+
+    rc = cli.main(["cgmap", *args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
-def test_cli_cgmap_smiles_writes_json_and_png(tmp_path):
+def test_cli_cgmap_smiles_writes_json_and_png(tmp_path, capsys):
     import json
 
-    r = _cli("--smiles", "CC(C)NC(=O)c1ccccc1O", "--beads", "4", "--out", str(tmp_path / "map.json"),
-             "--png", str(tmp_path / "map.png"))
-    assert r.returncode == 0, r.stderr
+    rc, out, err = _cli(capsys, "--smiles", "CC(C)NC(=O)c1ccccc1O", "--beads", "4", "--out",
+                        str(tmp_path / "map.json"), "--png", str(tmp_path / "map.png"))
+    assert rc == 0, err
     d = json.loads((tmp_path / "map.json").read_text())
     assert len(d["cgnodes"]) == 4 and len(d["nodes"]) == 13
     assert (tmp_path / "map.png").stat().st_size > 1000
 
 
-def test_cli_cgmap_errors(tmp_path):
-    r = _cli("--smiles", "C1CC(", "--beads", "2", "--out", str(tmp_path / "x.json"))
-    assert r.returncode == 2 and r.stderr.startswith("error:") and "cannot parse" in r.stderr
-    r = _cli("--smiles", "CCO", "--beads", "5", "--out", str(tmp_path / "x.json"))
-    assert r.returncode == 2 and "exceeds the atom count" in r.stderr
+def test_cli_cgmap_errors(tmp_path, capsys):
+    rc, _, err = _cli(capsys, "--smiles", "C1CC(", "--beads", "2", "--out", str(tmp_path / "x.json"))
+    assert rc == 2 and err.startswith("error:") and "cannot parse" in err and err.count("\n") == 1
+    rc, _, err = _cli(capsys, "--smiles", "CCO", "--beads", "5", "--out", str(tmp_path / "x.json"))
+    assert rc == 2 and "exceeds the atom count" in err
+    rc, _, err = _cli(capsys, "--structure", str(tmp_path / "none.pdb"), "--beads", "5", "--out",
+                      str(tmp_path / "x.json"))
+    assert rc == 2 and "none.pdb" in err
     assert not (tmp_path / "x.json").exists()
