@@ -41,7 +41,8 @@ PRESETS = {
         "mcomplex": {"epochs": 60, "gen_epochs": 40, "batch_size": 50, "eval_every": 2, "hidden": 64,
                      "gen": {"n_train": 300, "n_valid": 100, "n_test": 100, "n_steps": 2600}},
         "mocap": {"epochs": 16, "batch_size": 20, "eval_every": 2, "hidden": 64},
-        "adk": {"epochs": 8, "batch_size": 4, "eval_every": 1, "hidden": 32, "n_clusters": 10},
+        "adk": {"epochs": 12, "batch_size": 8, "eval_every": 1, "hidden": 32, "n_clusters": 10,
+                "selection": "name CA"},
         "microtubule": {"epochs": 20, "batches_per_epoch": 20, "batch_size": 8, "max_val": 48, "hidden": 32,
                         "n_clusters": 24},
     },
@@ -49,7 +50,8 @@ PRESETS = {
         "mcomplex": {"epochs": 1000, "gen_epochs": 1000, "batch_size": 100, "eval_every": 5, "hidden": 64,
                      "patience": 50, "gen": {"n_train": 2000, "n_valid": 1000, "n_test": 1000, "n_steps": 5001}},
         "mocap": {"epochs": 1000, "batch_size": 12, "eval_every": 5, "hidden": 64, "patience": 50},
-        "adk": {"epochs": 500, "batch_size": 8, "eval_every": 5, "hidden": 64, "n_clusters": 20, "patience": 30},
+        "adk": {"epochs": 500, "batch_size": 8, "eval_every": 5, "hidden": 64, "n_clusters": 20, "patience": 30,
+                "selection": "backbone"},
         "microtubule": {"epochs": 1000, "batches_per_epoch": 20, "batch_size": 8, "max_val": None, "hidden": 64,
                         "n_clusters": 24},
     },
@@ -184,9 +186,9 @@ def _plot_clusters_adk(model, graph, path: Path):
     axes[0].set_aspect("equal")
     axes[0].set_xlabel("PC1 (A)")
     axes[0].set_ylabel("PC2 (A)")
-    axes[0].set_title("AdK backbone, colour = EGHN cluster")
-    axes[1].scatter(np.arange(len(lab)) / 4.0, lab, c=[f"C{k % 10}" for k in lab], s=4)
-    axes[1].set_xlabel("residue (backbone atom index / 4)")
+    axes[0].set_title("AdK, colour = EGHN cluster (argmax S)")
+    axes[1].scatter(np.arange(len(lab)), lab, c=[f"C{k % 10}" for k in lab], s=4)
+    axes[1].set_xlabel("atom index along the chain")
     axes[1].set_ylabel("cluster")
     axes[1].set_title("cluster along the sequence")
     fig.tight_layout()
@@ -258,10 +260,11 @@ def run_mocap(p, out: Path, data_root: Path | None):
 def run_adk(p, out: Path, sources):
     from data.protein import load_protein_trajectory, protein_splits
     res = Results(out, "adk")
-    traj = load_protein_trajectory(sources)
+    sel = p.get("selection", "backbone")
+    traj = load_protein_trajectory(sources, selection=sel)
     sp = protein_splits(traj, span=15, progress=True, max_pairs=p.get("max_pairs"))
     n_in = sp["train"][0]["h"].shape[1]
-    label = "adk (MDAnalysisTests DCDs)" if sources is None else "adk (user trajectory)"
+    label = ("adk (MDAnalysisTests DCDs)" if sources is None else "adk (user trajectory)") + f", {sel}"
     for name in ("linear", "mpnn", "egnn", "eghn"):
         key = f"{label}/{name}"
         if res.has(key):

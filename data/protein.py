@@ -4,7 +4,8 @@ Any topology + trajectory MDAnalysis reads (PSF/PDB/GRO with DCD/XTC/TRR/NetCDF)
 the paper: the ``backbone`` selection, velocities from frame differences ``x[t] - x[t-1]``,
 prediction span 15 frames, A_global from a distance cutoff of 10 A (1.0 nm; the authors' code
 uses 8 A: pass ``cutoff_nm=0.8``), A_local from the topology's bonds among the selected atoms
-(guessed from distances when the topology has none), and a split along the timeline
+(guessed from distances when the topology has none; for coarse selections such as ``name CA``,
+virtual bonds between chain neighbours closer than 4.2 A), and a split along the timeline
 (default fractions 0.6/0.2/0.2, close to the paper's 2481/827/878 pairs).
 
 Positions are stored in nm (the toolkit's unit inside ``data/``); multiply MSEs by 100 for A^2.
@@ -121,10 +122,14 @@ def load_protein_trajectory(sources=None, selection: str = "backbone", stride: i
                      if x.atoms[0].index in local and x.atoms[1].index in local]
             except Exception:  # topology without bonds: guess from distances
                 b = []
-            if not b:
+            if not b:  # topology without bonds among the selection: guess covalent bonds from distances
                 from MDAnalysis.lib.distances import self_capped_distance
                 pairs, _ = self_capped_distance(sel.positions, 1.9)
                 b = [tuple(p) for p in pairs]
+            if not b:  # coarse selections (e.g. CA traces): virtual bonds between chain neighbours < 4.2 A
+                seg = np.asarray(sel.segids)
+                d = np.linalg.norm(np.diff(sel.positions, axis=0), axis=1)
+                b = [(k, k + 1) for k in range(len(sel) - 1) if seg[k] == seg[k + 1] and d[k] < 4.2]
             bonds = np.unique(np.sort(np.asarray(b, dtype=np.int64), 1), axis=0)
         elif len(sel) != len(names) or not np.array_equal(np.asarray(sel.names), names):
             raise ValueError(f"{traj}: selection {selection!r} gives {len(sel)} atoms, not the {len(names)} "

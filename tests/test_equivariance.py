@@ -188,7 +188,7 @@ def test_energy_force_matches_finite_difference():
     k, c, eps = 3, 1, 1e-6
     def energy(p):
         g2 = type(g)(**{**g.__dict__, "pos": p})
-        return float(modules()["eghn"](g2)[1]["energy"].sum())
+        return float(modules()["eghn"](g2)[1]["energy"].sum().detach())
     p = g.pos.clone()
     p[k, c] += eps
     ep = energy(p)

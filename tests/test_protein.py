@@ -81,3 +81,12 @@ def test_openmm_protocol_tripeptide_and_resume(tmp_path):
     tr2 = load_protein_trajectory([(tmp_path / "run" / "topology.pdb", tmp_path / "run" / "trajectory.dcd")])
     assert tr2.positions[0].shape[0] == 6
     assert np.allclose(tr2.positions[0][:4], first, atol=1e-4)
+
+
+def test_ca_trace_gets_virtual_bonds():
+    src = mdanalysis_test_adk()[:1]
+    tr = load_protein_trajectory(src, selection="name CA")
+    assert tr.positions[0].shape == (98, 214, 3)
+    assert np.array_equal(tr.bonds, np.stack([np.arange(213), np.arange(1, 214)], 1))
+    with pytest.raises(ValueError, match="matches no atoms"):
+        load_protein_trajectory(src, selection="name XYZ")
