@@ -99,7 +99,7 @@ def _train(name, tr, va, te, in_node, edge_dim, local_dim, n_clusters, p, ckpt, 
                                  layers_per_block=p.get("layers_per_block", 2), pool_layers=p.get("pool_layers", 2),
                                  head="energy" if task == "energy" else "dynamics", lambda_conn=lambda_conn)
     cfg = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p.get("lr", 5e-4),
-                      eval_every=p.get("eval_every", 1), patience=p.get("patience", 0))
+                      eval_every=p.get("eval_every", 1), patience=p.get("patience", 0), device=p.get("device", "cpu"))
     t0 = time.perf_counter()
     r = train_dynamics(model, tr, va, te, cfg, lambda_conn=lambda_conn if name == "eghn" else 0.0,
                        checkpoint=ckpt, progress=True, task=task, batches_per_epoch=batches_per_epoch,
@@ -371,6 +371,7 @@ def main(argv=None) -> int:
     ap.add_argument("--adk-top", default=None)
     ap.add_argument("--adk-traj", nargs="*", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
     ap.add_argument("--tables-only", action="store_true")
     args = ap.parse_args(argv)
     import torch
@@ -378,7 +379,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.tables_only:
-        p = PRESETS[args.preset]
+        p = {k: dict(v, device=args.device) for k, v in PRESETS[args.preset].items()}
         data_root = Path(args.data) if args.data else None
         for s in [x.strip() for x in args.sections.split(",") if x.strip()]:
             if s not in SECTIONS:

@@ -44,6 +44,8 @@ class TrainConfig:
     seed : int
     clip_grad : float
         Gradient-norm clip (0 = off).
+    device : str
+        Torch device for the model and batches ("cpu", "cuda", ...).
     """
 
     epochs: int = 100
@@ -54,6 +56,7 @@ class TrainConfig:
     patience: int = 0
     seed: int = 0
     clip_grad: float = 1.0
+    device: str = "cpu"
 
 
 def build_dynamics_model(name: str, in_node: int, edge_dim: int, local_edge_dim: int | None = None,
@@ -108,7 +111,15 @@ def _batches(graphs, batch_size, shuffle, rng):
         yield collate_graphs([graphs[i] for i in idx[s:s + batch_size]])
 
 
+def _device(model) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def _predict(model, g: GraphBatch, task: str):
+    dev = _device(model)
+    if g.pos.device != dev:
+        g = g.to(dev)
     pred, aux = model(g)
     if task == "energy":
         pred = aux["node_energy"].unsqueeze(-1)
@@ -117,7 +128,7 @@ def _predict(model, g: GraphBatch, task: str):
 
 def _loss(model, g: GraphBatch, lambda_conn: float, task: str = "dynamics"):
     pred, aux = _predict(model, g, task)
-    mse = ((pred - g.target) ** 2).mean()
+    mse = ((pred - g.target.to(pred.device)) ** 2).mean()
     total = mse + lambda_conn * aux["conn_loss"] if "conn_loss" in aux and lambda_conn else mse
     return total, mse, pred.shape[0]
 
@@ -133,7 +144,7 @@ def evaluate_mse(model: torch.nn.Module, graphs, batch_size: int = 100, task: st
     tot, n = 0.0, 0
     for g in _batches(graphs, batch_size, False, None):
         pred, _ = _predict(model, g, task)
-        tot += float(((pred - g.target) ** 2).sum())
+        tot += float(((pred - g.target.to(pred.device)) ** 2).sum())
         n += pred.numel()
     return tot / max(n, 1)
 
@@ -180,6 +191,7 @@ def train_dynamics(model: torch.nn.Module, train, valid, test=None, cfg: TrainCo
         val = evaluate_mse(model, valid)
         return {"best_epoch": 0, "best_val_mse": val, "test_mse": evaluate_mse(model, test) if test is not None else None,
                 "history": [{"epoch": 0, "train_mse": evaluate_mse(model, train), "val_mse": val}], "epochs_run": 0}
+    model.to(cfg.device)
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if params else None
     start, history = 0, []
