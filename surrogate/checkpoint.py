@@ -12,7 +12,8 @@ rebuilds the architecture), ``state_dict`` (weights, including an A-GPCN's train
 ``units`` (of inputs and outputs), ``dataset`` (``path``, ``hash``, ``parameter_ranges``,
 run ids), ``metrics`` (e.g. best validation NMSE, epochs, FLOPs), ``optimizer``
 (optional Adam state, for resuming) and ``extra`` (optional plain dict, e.g. the training
-state).
+state; ``active_levels`` when a coarse-to-fine model was saved before all its levels were
+switched on, applied by :func:`rebuild_model`).
 
 Files are written to a temporary name in the same folder and moved into place with
 ``os.replace`` so an interrupted save never leaves a truncated checkpoint.
@@ -181,6 +182,9 @@ def rebuild_model(ckpt: dict):
     except RuntimeError as exc:
         raise ValueError(f"checkpoint weights do not fit model {name!r}: {str(exc).splitlines()[0]}") from None
     model.eval()
+    active = (ckpt.get("extra") or {}).get("active_levels")
+    if active is not None and hasattr(model, "active_levels"):
+        model.active_levels = tuple(int(i) for i in active)
     normalizer = Normalizer.from_state_dict(ckpt["normalizer"]) if ckpt.get("normalizer") is not None else None
     return model, normalizer, hierarchy
 

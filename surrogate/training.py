@@ -332,8 +332,9 @@ def train(model, X_train: torch.Tensor, Y_train: torch.Tensor, X_val: torch.Tens
             state = {"epoch": epoch + 1, "flops": flops, "best_val_nmse": best, "best_epoch": best_epoch,
                      "schedule": schedule.state_dict(), "config": asdict(config)}
             common = dict(dataset_info=dataset_info or {}, metrics=metrics)
-            if improved:
-                save_checkpoint(out / "best.pt", model, normalizer, hierarchy, **common)
+            if improved:  # the levels that produced this validation error (coarse-to-fine may not use all yet)
+                save_checkpoint(out / "best.pt", model, normalizer, hierarchy, **common,
+                                extra={"active_levels": list(fwd_levels)})
             _write_log(out / "log.csv", history)
             save_checkpoint(out / "last.pt", model, normalizer, hierarchy, **common,
                             extra={"training_state": state}, optimizer=optimizer)

@@ -137,6 +137,12 @@ def test_training_resumes_exactly(hier, toy_data, tmp_path):
     assert float(rows[-1]["best_val_nmse"]) == pytest.approx(r1["best_val_nmse"])
     ck = torch.load(tmp_path / "b" / "best.pt", weights_only=True)
     assert ck["metrics"]["best_val_nmse"] == pytest.approx(r1["best_val_nmse"])
+    c2f = fresh()
+    r3 = train(c2f, Xt, Yt, Xv, Yv, TrainConfig(epochs=2, batches_per_epoch=2, schedule="coarse-to-fine"),
+               tmp_path / "c", hierarchy=hier, progress=False)
+    best, _, _ = rebuild_model(load_checkpoint(tmp_path / "c" / "best.pt"))
+    assert best.active_levels == (2,)  # only the coarse level was on when the best error was measured
+    assert validation_nmse(best, Xv, Yv) == pytest.approx(r3["best_val_nmse"], rel=1e-5)
     with pytest.raises(ValueError, match="schedule"):
         train(fresh(), Xt, Yt, Xv, Yv, TrainConfig(epochs=5, batches_per_epoch=3, seed=2, schedule="all"),
               tmp_path / "b", progress=False)
