@@ -186,6 +186,17 @@ class EUnPool(nn.Module):
         self.net = mlp([k * k + 2 * hidden, hidden, hidden], last_act=True)
         self.mix = nn.Linear(hidden, k * m_high)
         self.h_out = mlp([hidden, hidden, hidden])
+        # Initialisation (not a change of eq. 15): the bias of H starts at [I; -I] on the shared columns, so an
+        # untrained E-UnPool returns Z_low - mean(Z_low) + mean(Z_agg), i.e. each node keeps its own
+        # position/velocity and moves with its system's coarse motion, instead of collapsing onto its
+        # cluster centre; the learned part starts small.
+        with torch.no_grad():
+            self.mix.weight.mul_(0.1)
+            bias = torch.zeros(k, m_high)
+            c = min(m_low, m_high)
+            bias[torch.arange(c), torch.arange(c)] = 1.0
+            bias[m_low + torch.arange(c), torch.arange(c)] = -1.0
+            self.mix.bias.copy_(bias.flatten())
 
     def forward(self, Z_low, h_low, Z_high, h_high, S, batch, num_graphs):
         """Refine a level from its coarser one.
