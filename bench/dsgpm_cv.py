@@ -197,7 +197,7 @@ def run_cv(args, anns, folds, config, fold_dir, n_mol):
         row = [table[m][pr][k]["mean"] for pr in ("paper", "strict") for k in METRICS]
         ref = PAPER.get(m)
         print(f"{m:22s} | " + " ".join(f"{v:.3f}" for v in row[:4]) + "          | "
-              + " ".join(f"{v:.3f}" for v in row[4:]) + f"    | {ref[0]:.2f}/{ref[1]:.2f}" if ref else "")
+              + " ".join(f"{v:.3f}" for v in row[4:]) + (f"    | {ref[0]:.2f}/{ref[1]:.2f}" if ref else "    | -"))
     hrow = [human[pr][k] for pr in ("paper", "strict") for k in METRICS]
     print(f"{'human (pairs)':22s} | " + " ".join(f"{v:.3f}" for v in hrow[:4]) + "          | "
           + " ".join(f"{v:.3f}" for v in hrow[4:]) + f"    | 0.81/0.81   ({human['strict']['count']} pairs)")
