@@ -1,4 +1,8 @@
-"""Structure relaxation: coarse-to-fine descent through the prolongation hierarchy and references."""
+"""Structure relaxation: coarse-to-fine descent through the prolongation hierarchy and references.
+
+The entry point is ``optimize.relax.relax`` (module ``optimize.relax``); references in
+``optimize.references``, outputs in ``optimize.report``.
+"""
 from optimize.relax import (
     DEFAULT_SCHEDULE,
     LoadedEnergy,
@@ -9,11 +13,9 @@ from optimize.relax import (
     default_boundary,
     parse_schedule,
     prolongations_from_hierarchy,
-    relax,
 )
 
 __all__ = [
-    "relax",
     "parse_schedule",
     "Stage",
     "StageResult",
