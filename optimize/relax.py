@@ -804,7 +804,8 @@ def relax(
         ``B^T (d^2E/dX^2) B`` with ``M`` forward differences of the gradient (``M`` fine
         evaluations, counted) and use it as the initial inverse Hessian of the stage;
         the fine stage then uses the last coarse Hessian as a two-level preconditioner
-        (coarse modes by the coarse Hessian, the rest by the usual scalar).
+        (coarse modes by the coarse Hessian, the rest by the usual scalar). A coarse
+        stage whose budget is below ``M + 2`` evaluations runs without it.
     fd_step : float
         Step of those finite differences in stage variables (about nm).
     progress : bool
