@@ -81,8 +81,8 @@ class SurrogateCalculator(Calculator):
     device : str, optional
         Torch device for a checkpoint path (default CPU).
     dtype : torch.dtype, optional
-        Dtype of the positions passed to the model (default: float32 for a
-        ``SurrogateEnergy``, float64 otherwise).
+        Dtype of the positions passed to the model (default float64; a
+        ``SurrogateEnergy`` normalises in float64 and runs its network in its own dtype).
     use_velocities : bool
         Pass the atoms' velocities (converted to nm/ps) to a model that takes them.
         Off by default: the energy of MD is then a function of positions only, which
@@ -106,9 +106,7 @@ class SurrogateCalculator(Calculator):
             raise ValueError(f"SurrogateCalculator: model must be a checkpoint path or a torch module, got {type(model).__name__}")
         self.model = model.eval()
         self.params = None if params is None else np.asarray(params, dtype=np.float64).reshape(-1)
-        if dtype is None:
-            dtype = getattr(model, "x_mean", torch.zeros((), dtype=torch.float64)).dtype
-        self.dtype = dtype
+        self.dtype = dtype or torch.float64
         self.device = _module_device(model)
         self.use_velocities = use_velocities
         self._params_cache = (None, None)

@@ -45,11 +45,15 @@ class SurrogateEnergy(nn.Module):
 
     Notes
     -----
-    The computation runs in the dtype and on the device of the module (float32 on the
-    CPU after :func:`load_surrogate` unless asked otherwise; use ``.double()`` or
-    ``.to("cuda")`` like any module). Inputs are moved to that dtype/device; outputs keep
-    the module's device and come back in the dtype of ``positions``.
+    The network runs in the dtype and on the device of the module (float32 on the CPU
+    after :func:`load_surrogate` unless asked otherwise; use ``.double()`` or
+    ``.to("cuda")`` like any module). The normalisation itself is always done in float64:
+    near the clamped rings the positions' standard deviation is ~1e-3 nm, below what
+    float32 resolves at 100 nm. Inputs are moved to the module's device; outputs stay
+    there and come back in the dtype of ``positions``.
     """
+
+    _STATS = ("x_mean", "x_inv_std", "y_mean", "y_std")
 
     def __init__(self, model: nn.Module, x_mean, x_std, y_mean, y_std, info: dict | None = None):
         super().__init__()
@@ -65,13 +69,25 @@ class SurrogateEnergy(nn.Module):
             )
         if x_mean.shape[1] <= _POS_VEL:
             raise ValueError(f"normaliser has {x_mean.shape[1]} features; need positions, velocities and parameters")
-        dtype = _module_dtype(model)
-        self.register_buffer("x_mean", x_mean.to(dtype))
-        self.register_buffer("x_inv_std", (1.0 / x_std.double()).to(dtype))
-        self.register_buffer("y_mean", y_mean.to(dtype))
-        self.register_buffer("y_std", y_std.to(dtype))
+        self.register_buffer("x_mean", x_mean.double())
+        self.register_buffer("x_inv_std", 1.0 / x_std.double())
+        self.register_buffer("y_mean", y_mean.double())
+        self.register_buffer("y_std", y_std.double())
         self.info = dict(info or {})
         self.model.eval()
+
+    def _apply(self, fn, recurse=True):
+        # Move the statistics with the module but keep them float64 (and unrounded).
+        stats = {name: self._buffers[name] for name in self._STATS}
+        super()._apply(fn, recurse)
+        for name, t in stats.items():
+            self._buffers[name] = t.to(device=fn(t[:0]).device)
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype the network computes in."""
+        return _module_dtype(self.model)
 
     @property
     def num_nodes(self) -> int:
@@ -96,7 +112,7 @@ class SurrogateEnergy(nn.Module):
         return cls(model, *stats, info=info)
 
     def features(self, positions: torch.Tensor, params: torch.Tensor, velocities=None) -> torch.Tensor:
-        """Unnormalised model input ``[B, N, F]`` from positions, parameters, velocities.
+        """Unnormalised model input ``[B, N, F]`` (float64) from positions, parameters, velocities.
 
         Parameters
         ----------
@@ -105,7 +121,7 @@ class SurrogateEnergy(nn.Module):
         velocities : Tensor [B, N, 3] nm/ps, optional (zero when omitted)
         """
         B, N = positions.shape[0], positions.shape[1]
-        dtype, device = self.x_mean.dtype, self.x_mean.device
+        dtype, device = torch.float64, self.x_mean.device
         pos = positions.to(dtype=dtype, device=device)
         if velocities is None:
             vel = pos.new_zeros(B, N, 3)
@@ -159,10 +175,10 @@ class SurrogateEnergy(nn.Module):
             )
         x = self.features(positions, params, velocities)
         xn = (x - self.x_mean) * self.x_inv_std
-        yn = self.model(xn)
+        yn = self.model(xn.to(self.dtype))
         if yn.dim() == 2:
             yn = yn[..., None]
-        per_node = (yn * self.y_std + self.y_mean)[..., 0]
+        per_node = (yn.double() * self.y_std + self.y_mean)[..., 0]
         if positions.dtype.is_floating_point and per_node.dtype != positions.dtype:
             per_node = per_node.to(positions.dtype)
         total = per_node.sum(-1)

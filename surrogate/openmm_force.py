@@ -36,16 +36,15 @@ class TorchEnergyComputation:
     parameter_names : sequence of str
         Names of the global parameters holding the five strengths, in ``PARAM_NAMES`` order.
     dtype : torch.dtype, optional
-        Dtype of the positions given to the model (default: the model's buffers', else float64).
+        Dtype of the positions given to the model (default float64).
     """
 
     def __init__(self, energy: torch.nn.Module, parameter_names, dtype=None):
         self.energy = energy.eval()
         self.parameter_names = tuple(parameter_names)
         buffers = list(energy.buffers()) + list(energy.parameters())
-        floating = [b for b in buffers if b.dtype.is_floating_point]
         self.device = buffers[0].device if buffers else torch.device("cpu")
-        self.dtype = dtype or (floating[0].dtype if floating else torch.float64)
+        self.dtype = dtype or torch.float64
 
     def __call__(self, state):
         pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
@@ -76,7 +75,7 @@ def surrogate_force(energy: torch.nn.Module, params=(30.0, 30.0, 30.0, 30.0, 30.
     parameter_prefix : str
         Prefix of the global parameter names (to avoid clashes with other forces).
     dtype : torch.dtype, optional
-        Dtype of the model input (default: the model's own).
+        Dtype of the positions given to the model (default float64).
     force_group : int
         OpenMM force group of the new force.
 

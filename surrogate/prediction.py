@@ -4,7 +4,8 @@ Inputs
 ------
 * Extended XYZ (``.xyz``, ``.extxyz``), read with ``ase.io``: positions in Angstrom;
   the strength parameters of each frame from ``atoms.info["params"]`` (5 numbers, zJ)
-  unless given explicitly; velocities from the frame's momenta when present.
+  or the keys ``LatAssoc`` ... ``QuadAngles`` (as ``cli.py relax`` writes them) unless
+  given explicitly; velocities from the frame's momenta when present.
 * Any trajectory MDAnalysis reads (PDB, GRO, DCD + topology, XTC + topology, ...):
   positions in Angstrom, velocities (Angstrom/ps) when the format carries them. The
   strength parameters must be given.
@@ -16,6 +17,8 @@ Outputs (chosen by the output file's suffix, written atomically)
   string entries ``units_*`` and ``model``; loads with ``np.load(allow_pickle=False)``.
 * ``.xyz`` / ``.extxyz``: extended XYZ in ASE's units (Angstrom, eV): per-atom
   ``energies`` (and ``forces``), the frame's ``energy`` and ``params`` in its info.
+  ASE writes per-atom columns with 8 decimals (1e-8 eV resolution); use ``.npz`` for
+  full precision.
 """
 from __future__ import annotations
 
@@ -94,16 +97,25 @@ def _read_xyz(path: Path, fixed, use_velocities):
         frames = ase.io.iread(str(path), index=":", format="extxyz")
         for atoms in frames:
             pos = atoms.get_positions() * _NM_PER_ANGSTROM
-            p = fixed
-            if p is None and "params" in atoms.info:
-                p = np.asarray(atoms.info["params"], dtype=np.float64).reshape(-1)
+            p = fixed if fixed is not None else _info_params(atoms.info)
             vel = None
             if use_velocities and atoms.has("momenta"):
                 vel = atoms.get_velocities() * _NM_PER_ANGSTROM * (1000.0 * units.fs)
             yield pos, p, vel
-    except (ValueError, IndexError, KeyError) as exc:  # ase's parse errors
+    except Exception as exc:  # ase raises XYZError (an OSError), ValueError, IndexError, ...
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"{path}: not a readable extended XYZ file ({msg})") from None
+
+
+def _info_params(info: dict):
+    """Strengths from an XYZ frame's info: ``params`` (5 numbers) or one key per name."""
+    from simulate.microtubule import PARAM_NAMES
+
+    if "params" in info:
+        return np.asarray(info["params"], dtype=np.float64).reshape(-1)
+    if all(n in info for n in PARAM_NAMES):
+        return np.array([float(info[n]) for n in PARAM_NAMES])
+    return None
 
 
 def _read_mdanalysis(path: Path, topology, fixed, use_velocities):
@@ -185,6 +197,10 @@ def predict(model, input_path, output_path=None, *, params=None, topology=None, 
     from surrogate.energy_function import SurrogateEnergy
 
     input_path = Path(os.fspath(input_path))
+    if not input_path.is_file():
+        raise FileNotFoundError(f"{input_path}: no such input file")
+    if topology is not None and not Path(os.fspath(topology)).is_file():
+        raise FileNotFoundError(f"{topology}: no such topology file")
     if output_path is not None:
         output_path = Path(os.fspath(output_path))
         if output_path.suffix.lower() not in (".npz",) + XYZ_SUFFIXES:
@@ -199,7 +215,7 @@ def predict(model, input_path, output_path=None, *, params=None, topology=None, 
     takes_velocities = isinstance(energy, SurrogateEnergy) and use_velocities
     n_expected = getattr(energy, "num_nodes", None)
     buffers = [b for b in list(energy.buffers()) + list(energy.parameters()) if b.dtype.is_floating_point]
-    run_dtype = buffers[0].dtype if isinstance(energy, SurrogateEnergy) and buffers else torch.float64
+    run_dtype = torch.float64  # positions; a SurrogateEnergy runs its network in its own dtype
     run_device = buffers[0].device if buffers else torch.device("cpu")
 
     out = {"energies": [], "total": [], "params": [], "positions": [], "forces": []}
