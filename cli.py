@@ -351,7 +351,8 @@ def _run_cgmap(args):
                                  n_beads=args.beads, method=args.method, checkpoint=args.checkpoint,
                                  seed=args.seed, out_json=args.out, out_png=png)
     sizes = sorted((int((labels == b).sum()) for b in range(int(labels.max()) + 1)), reverse=True)
-    print(f"{graph.num_atoms} heavy atoms -> {len(sizes)} beads (sizes {sizes}); wrote {args.out} and {png}")
+    shown = str(sizes) if len(sizes) <= 12 else f"{sizes[-1]}..{sizes[0]} atoms"
+    print(f"{graph.num_atoms} heavy atoms -> {len(sizes)} beads (sizes {shown}); wrote {args.out} and {png}")
     return 0
 # ---- END cgmap ----
 
