@@ -107,44 +107,46 @@ def main(argv=None) -> int:
         bench_module(label, energy.to("cuda").double(), torch.float64, device="cuda")
         energy = energy.to("cpu").float()
 
-    torch.set_num_threads(2)
     md = {}
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
     from surrogate.ase_calculator import SurrogateCalculator, microtubule_atoms
 
-    for name, mod in ((label, energy), ("reference TrueEnergy", TrueEnergy())):
-        atoms = microtubule_atoms()
-        atoms.positions = x64[0].numpy() * 10.0
-        atoms.calc = SurrogateCalculator(mod)
-        dyn = VelocityVerlet(atoms, timestep=18 * 1000 * units.fs)
-        dyn.run(10)
-        t = time.perf_counter()
-        dyn.run(args.md_steps)
-        md[name] = {"ase_md_steps_per_s": args.md_steps / (time.perf_counter() - t)}
-
     import openmm
 
     from surrogate.openmm_force import surrogate_system
 
-    for name, mod in ((label, energy), ("reference TrueEnergy", TrueEnergy())):
-        system = surrogate_system(mod, params=(30, 30, 30, 30, 30))
-        integ = openmm.VerletIntegrator(18.0)
-        ctx = openmm.Context(system, integ, openmm.Platform.getPlatformByName("CPU"))
-        ctx.setPositions(x64[0].numpy())
-        integ.step(10)
-        t = time.perf_counter()
-        integ.step(args.md_steps)
-        md[name]["openmm_pythonforce_steps_per_s"] = args.md_steps / (time.perf_counter() - t)
+    for threads in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(threads)
+        for name, mod in ((label, energy), ("reference TrueEnergy", TrueEnergy())):
+            atoms = microtubule_atoms()
+            atoms.positions = x64[0].numpy() * 10.0
+            atoms.calc = SurrogateCalculator(mod)
+            dyn = VelocityVerlet(atoms, timestep=18 * 1000 * units.fs)
+            dyn.run(10)
+            t = time.perf_counter()
+            dyn.run(args.md_steps)
+            key = f"{name} ({threads} thread{'s' if threads > 1 else ''})"
+            md[key] = {"ase_md_steps_per_s": args.md_steps / (time.perf_counter() - t)}
+
+            system = surrogate_system(mod, params=(30, 30, 30, 30, 30))
+            integ = openmm.VerletIntegrator(18.0)
+            ctx = openmm.Context(system, integ, openmm.Platform.getPlatformByName("CPU"))
+            ctx.setPositions(x64[0].numpy())
+            integ.step(10)
+            t = time.perf_counter()
+            integ.step(args.md_steps)
+            md[key]["openmm_pythonforce_steps_per_s"] = args.md_steps / (time.perf_counter() - t)
+            del ctx, integ
 
     print(f"{'model':32s} {'dtype':8s} {'device':6s} {'thr':>3s} {'energy ms':>10s} {'E+F ms':>10s}")
     for r in rows:
         print(f"{r['model'][:32]:32s} {r['dtype']:8s} {r['device']:6s} {str(r['threads'] or '-'):>3s} "
               f"{r['energy_ms']:10.3f} {r['energy_forces_ms']:10.3f}")
-    print(f"\n{'model':32s} {'ASE MD steps/s':>15s} {'OpenMM steps/s':>15s}")
+    print(f"\n{'model':44s} {'ASE MD steps/s':>15s} {'OpenMM steps/s':>15s}")
     for name, m in md.items():
-        print(f"{name[:32]:32s} {m['ase_md_steps_per_s']:15.1f} {m['openmm_pythonforce_steps_per_s']:15.1f}")
+        print(f"{name[:44]:44s} {m['ase_md_steps_per_s']:15.1f} {m['openmm_pythonforce_steps_per_s']:15.1f}")
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = {
