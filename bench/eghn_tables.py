@@ -336,7 +336,7 @@ def collect_tables(out: Path, gpcn_results: Path | None) -> str:
                          f"{r['best_epoch']} | {r['wall_s']:.0f} |")
         lines.append("")
     if "adk" in rows:
-        lines += ["## AdK backbone, span 15 frames (test MSE, A^2)", "",
+        lines += ["## AdK, span 15 frames (test MSE, A^2)", "",
                   "| data | model | ours | paper (1 us trajectory) | best epoch | train s |", "|---|---|---|---|---|---|"]
         for k, r in rows["adk"].items():
             lines.append(f"| {r['config']} | {r['model']} | {r['test_mse_A2']:.3f} | "
@@ -350,9 +350,11 @@ def collect_tables(out: Path, gpcn_results: Path | None) -> str:
                          f"{r['n_val']} val frames |")
         if gpcn_results and Path(gpcn_results).is_file():
             g = json.loads(Path(gpcn_results).read_text())
-            for name, v in (g.get("table3") or g.get("models") or {}).items():
-                val = v.get("mean") if isinstance(v, dict) else v
-                lines.append(f"| {name} | {val} | {gpcn_results} |")
+            for name, v in (g.get("table3") or {}).items():
+                if isinstance(v, dict) and "mean" in v:
+                    lines.append(f"| {name} | {v['mean']:.4g} (mean of {v.get('n', '?')} seeds; best "
+                                 f"{v.get('min', float('nan')):.4g}) | {gpcn_results} (preset "
+                                 f"{g.get('preset', '?')}) |")
         lines.append("")
     text = "\n".join(lines)
     _atomic_write(out / "tables.md", text)
