@@ -10,7 +10,7 @@ same connectivity post-processing (exactly the requested number of connected bea
 Resumable: each finished fold is written to ``<out>.folds/fold<k>.json`` (atomic) and
 skipped on a re-run. Prints a table and writes ``<out>`` (JSON).
 
-    nice python bench/dsgpm_cv.py --ham /work/shared/data/ham --epochs 15 \\
+    nice python bench/dsgpm_cv.py --ham /work/shared/data/ham --epochs 30 \\
         --out bench/results/dsgpm_cv.json
 """
 from __future__ import annotations
@@ -119,7 +119,7 @@ def main(argv=None):
     p.add_argument("--out", default="bench/results/dsgpm_cv.json")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--only-folds", type=int, nargs="*", default=None)
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--eval-every", type=int, default=3)
     p.add_argument("--val-parts", type=int, default=8, help="1/val_parts of the training molecules validate")
     p.add_argument("--batch-size", type=int, default=16)
@@ -128,7 +128,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (2 threads thrash on a shared 2-core machine)")
     p.add_argument("--time-epoch", action="store_true", help="time one training epoch over all annotations first")
     p.add_argument("--skip-cv", action="store_true", help="no cross-validation (e.g. only --save-pretrained)")
     p.add_argument("--save-pretrained", default=None,
