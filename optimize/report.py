@@ -2,14 +2,14 @@
 of the relaxed tube coloured by energy beside the OpenMM minimum.
 
 The XYZ writer is :func:`simulate.trajectory_io.write_extxyz` (ASE units: Angstrom, eV).
-Every file is written atomically (temporary name in the same folder, then ``os.replace``).
+Every file is written atomically (temporary name in the same folder, then ``os.replace``) by the
+simulation layer's writers (:func:`simulate.trajectory_io.write_text_atomic`,
+:func:`simulate.render.save_figure`).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -65,16 +65,10 @@ def stage_table(result) -> str:
 
 
 def write_text(path, text: str) -> Path:
-    """Write ``text`` atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Write ``text`` atomically (:func:`simulate.trajectory_io.write_text_atomic`)."""
+    from simulate.trajectory_io import write_text_atomic
+
+    return write_text_atomic(path, text)
 
 
 def write_json(path, obj) -> Path:
@@ -116,6 +110,8 @@ def plot_relaxed_vs_reference(path, positions, energies, ref_positions=None, ref
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from simulate.render import save_figure
+
     panels = [(np.asarray(positions, float), np.asarray(energies, float), labels[0])]
     if ref_positions is not None:
         panels.append((np.asarray(ref_positions, float), np.asarray(ref_energies, float), labels[1]))
@@ -147,16 +143,7 @@ def plot_relaxed_vs_reference(path, positions, energies, ref_positions=None, ref
     cb.set_label("energy per monomer (kJ/mol)")
     if title:
         fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return save_figure(fig, path)
 
 
 def write_relax_outputs(out_dir, result, *, params, load_force: float, energy_label: str,

@@ -66,10 +66,23 @@ def render_tube(path, positions, energies, rest_positions=None, title: str | Non
         ax2.set_aspect("equal")
         ax2.set_title("end view")
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically (temporary name in the same folder, then
+    ``os.replace``) and close it.
+
+    Returns
+    -------
+    Path of the PNG.
+    """
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=dpi)
         os.replace(tmp, path)
     finally:
         plt.close(fig)

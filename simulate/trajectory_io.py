@@ -80,11 +80,20 @@ def write_extxyz(path, positions, energies, velocities=None, forces=None, steps=
                 f"X {p[i, 0]:.6f} {p[i, 1]:.6f} {p[i, 2]:.6f} {v[i, 0]:.6e} {v[i, 1]:.6e} {v[i, 2]:.6e} "
                 f"{fo[i, 0]:.6e} {fo[i, 1]:.6e} {fo[i, 2]:.6e} {e[i]:.8e} {kind[i]} {clamped[i]} {loaded[i]}\n"
             )
+    return write_text_atomic(path, "".join(lines))
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary name in the same folder, then ``os.replace``).
+
+    Returns
+    -------
+    Path of the written file.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "w") as fh:
-            fh.writelines(lines)
+        tmp.write_text(text)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
