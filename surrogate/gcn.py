@@ -250,7 +250,26 @@ class GCN(nn.Module):
         return sum(c.flops(self.n, self.z.nnz) for c in self.convs) + self.head.flops(self.n)
 
 
-class GCNEnsemble(nn.Module):
+class _MemberSum(nn.Module):
+    """Base of the GCN ensembles: the output is the sum of ``self.members`` (an ``nn.ModuleList``
+    of :class:`GCN`, set by the subclass); member ``i`` is "level" ``i`` for FLOP accounting."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.members[0](x)
+        for m in self.members[1:]:
+            out = out + m(x)
+        return out
+
+    def flops_by_level(self) -> list[float]:
+        """Forward FLOPs of one sample, per member."""
+        return [m.flops() for m in self.members]
+
+    def flops(self) -> float:
+        """Forward FLOPs of one sample (sum over members)."""
+        return float(sum(self.flops_by_level()))
+
+
+class GCNEnsemble(_MemberSum):
     """Sum of several GCNs on the same structure matrix (table 2: 2- and 3-GCN ensembles).
 
     Parameters
@@ -270,20 +289,6 @@ class GCNEnsemble(nn.Module):
         super().__init__()
         z = structure if isinstance(structure, StructureMatrix) else StructureMatrix(structure)
         self.members = nn.ModuleList(GCN(z, in_features, f, dense) for f in filters)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.members[0](x)
-        for m in self.members[1:]:
-            out = out + m(x)
-        return out
-
-    def flops_by_level(self) -> list[float]:
-        """Forward FLOPs of one sample, per member."""
-        return [m.flops() for m in self.members]
-
-    def flops(self) -> float:
-        """Forward FLOPs of one sample (sum over members)."""
-        return float(sum(self.flops_by_level()))
 
 
 def laplacian_matrix(adjacency) -> torch.Tensor:

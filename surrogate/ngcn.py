@@ -15,7 +15,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from surrogate.gcn import DEFAULT_DENSE, DEFAULT_FILTERS, GCN, StructureMatrix, _to_coo, spectral_radius
+from surrogate.gcn import (DEFAULT_DENSE, DEFAULT_FILTERS, GCN, StructureMatrix, _MemberSum, _to_coo,
+                          spectral_radius)
 
 
 def scaled_power(laplacian, r: int) -> torch.Tensor:
@@ -27,7 +28,7 @@ def scaled_power(laplacian, r: int) -> torch.Tensor:
     return rho * torch.linalg.matrix_power(z, int(r))
 
 
-class NGCN(nn.Module):
+class NGCN(_MemberSum):
     """Sum of GCNs on scaled Laplacian powers.
 
     Parameters
@@ -41,6 +42,8 @@ class NGCN(nn.Module):
     Notes
     -----
     ``forward(x)``: [B, n, F] -> [B, n, 1]. Powers more than 25 % full are applied densely.
+    ``flops_by_level()``: forward FLOPs of one sample per member (``|Z^r|`` nonzeros in the
+    layer cost); ``flops()`` their sum.
     """
 
     def __init__(self, laplacian, in_features: int, radii: Sequence[int] = (1, 2, 4),
@@ -53,20 +56,6 @@ class NGCN(nn.Module):
             z[z.abs() < 1e-12 * z.abs().max()] = 0.0  # exact structural zeros stay sparse
             members.append(GCN(StructureMatrix(z), in_features, filters, dense))
         self.members = nn.ModuleList(members)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.members[0](x)
-        for m in self.members[1:]:
-            out = out + m(x)
-        return out
-
-    def flops_by_level(self) -> list[float]:
-        """Forward FLOPs of one sample per member (``|Z^r|`` nonzeros in the layer cost)."""
-        return [m.flops() for m in self.members]
-
-    def flops(self) -> float:
-        """Forward FLOPs of one sample."""
-        return float(sum(self.flops_by_level()))
 
 
 __all__ = ["NGCN", "scaled_power"]
