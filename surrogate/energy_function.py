@@ -220,8 +220,12 @@ def energy_and_forces(energy: nn.Module, positions, params, velocities=None, *, 
     return total, per_node, -grad
 
 
-def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> SurrogateEnergy:
+def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> nn.Module:
     """Load a checkpoint written by ``surrogate.checkpoint.save_checkpoint``.
+
+    GCN/GPCN-family checkpoints give a :class:`SurrogateEnergy`; EGHN energy checkpoints
+    (``model_name == "eghn-energy"``, written by ``surrogate.eghn_microtubule``) give an
+    ``EGHNMicrotubuleEnergy``. Both have ``TrueEnergy``'s call signature, ``num_nodes`` and ``info``.
 
     Parameters
     ----------
@@ -234,7 +238,7 @@ def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> Sur
 
     Returns
     -------
-    SurrogateEnergy
+    SurrogateEnergy or EGHNMicrotubuleEnergy
         In eval mode; ``.info`` holds the model name, configuration, units, dataset and
         metrics of the checkpoint.
 
@@ -249,7 +253,6 @@ def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> Sur
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     ckpt = load_checkpoint(path)
-    model, normalizer, _hierarchy = rebuild_model(ckpt)
     info = {
         "path": str(path),
         "format_version": ckpt.get("format_version"),
@@ -259,7 +262,16 @@ def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> Sur
         "dataset": ckpt.get("dataset"),
         "metrics": ckpt.get("metrics"),
     }
-    energy = SurrogateEnergy.from_normalizer(model, normalizer, info=info)
+    if ckpt.get("model_name") == "eghn-energy":  # EGHN energy head (surrogate.eghn_microtubule)
+        from surrogate.eghn_microtubule import energy_from_checkpoint
+
+        try:
+            energy = energy_from_checkpoint(ckpt, info=info)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    else:
+        model, normalizer, _hierarchy = rebuild_model(ckpt)
+        energy = SurrogateEnergy.from_normalizer(model, normalizer, info=info)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{path}: dtype must be torch.float32 or torch.float64, got {dtype}")
     energy = energy.to(dtype=dtype)

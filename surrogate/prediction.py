@@ -174,7 +174,7 @@ def predict(model, input_path, output_path=None, *, params=None, topology=None, 
     batch_size : int
         Frames per model call.
     use_velocities : bool
-        Pass the file's velocities to models that take them (``SurrogateEnergy``);
+        Pass the file's velocities to models that take them (``SurrogateEnergy``, ``EGHNMicrotubuleEnergy``);
         zero velocities otherwise.
     device, dtype : optional
         Where and in which precision a checkpoint runs (default CPU, float32).
@@ -212,7 +212,8 @@ def predict(model, input_path, output_path=None, *, params=None, topology=None, 
         if params.shape != (5,):
             raise ValueError(f"need 5 strength parameters, got {params.size}")
     energy = _resolve_model(model, device=device, dtype=dtype)
-    takes_velocities = isinstance(energy, SurrogateEnergy) and use_velocities
+    takes_velocities = use_velocities and (isinstance(energy, SurrogateEnergy)
+                                           or bool(getattr(energy, "takes_velocities", False)))
     n_expected = getattr(energy, "num_nodes", None)
     buffers = [b for b in list(energy.buffers()) + list(energy.parameters()) if b.dtype.is_floating_point]
     run_dtype = torch.float64  # positions; a SurrogateEnergy runs its network in its own dtype
