@@ -385,30 +385,58 @@ def _run_mcomplex(args):
 
 
 def add_eghn_train(sub):
-    p = sub.add_parser("eghn-train", help="train Linear/MPNN/EGNN/EGHN on M-complex, motion capture or protein MD")
-    p.add_argument("--task", required=True, choices=("mcomplex", "mocap", "protein"))
+    p = sub.add_parser("eghn-train", help="train Linear/MPNN/EGNN/EGHN on M-complex, motion capture or protein MD, "
+                       "or the EGHN energy head on a microtubule dataset")
+    p.add_argument("--task", required=True, choices=("mcomplex", "mocap", "protein", "microtubule"),
+                   help="microtubule: EGHN energy head on the dataset folder --data, written as --out/best.pt, a "
+                        "surrogate checkpoint that load_surrogate, the ASE/OpenMM wrappers and predict read")
     p.add_argument("--model", default="eghn", choices=("linear", "mpnn", "egnn", "eghn"))
-    p.add_argument("--data", default=None, help="M-complex or motion-capture .npz (default: under $CGS_SHARED_DATA)")
+    p.add_argument("--data", default=None, help="M-complex or motion-capture .npz (default: under $CGS_SHARED_DATA), "
+                                                "or a microtubule dataset folder")
     p.add_argument("--top", default=None, help="protein topology (PSF/PDB/GRO); default: MDAnalysisTests AdK")
     p.add_argument("--traj", nargs="*", default=None, help="protein trajectories (DCD/XTC/TRR/NetCDF)")
     p.add_argument("--span", type=int, default=15, help="protein: frames between input and target")
     p.add_argument("--cutoff-nm", type=float, default=1.0, help="protein: A_global cutoff in nm (paper 10 A)")
     p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--batch-size", type=int, default=None, help="default 50 (microtubule: 8 frames)")
+    p.add_argument("--batches-per-epoch", type=int, default=None,
+                   help="microtubule: optimiser steps per epoch (default 20)")
+    p.add_argument("--max-val-samples", type=int, default=48, help="microtubule: validation frames (evenly spaced)")
+    p.add_argument("--lr", type=float, default=None, help="default 5e-4 (microtubule: 1e-3)")
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--clusters", type=int, default=None, help="EGHN clusters (default: M / 5 / 20)")
-    p.add_argument("--lambda-conn", type=float, default=1.0, help="weight of the connectivity loss")
+    p.add_argument("--clusters", type=int, default=None, help="EGHN clusters (default: M / 5 / 20; microtubule 24)")
+    p.add_argument("--lambda-conn", type=float, default=None,
+                   help="weight of the connectivity loss (default 1; microtubule 0.1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="checkpoint .pt (best-validation weights; resumes when present)")
+    p.add_argument("--out", required=True, help="checkpoint .pt (best-validation weights; resumes when present); "
+                                                "microtubule: a folder for best.pt and train_state.pt (resume)")
     p.set_defaults(func=_run_eghn_train)
 
 
 def _run_eghn_train(args):
     from surrogate.eghn_training import train_benchmark
 
-    if args.epochs < 1 or args.batch_size < 1:
-        raise CLIError("--epochs and --batch-size must be positive")
+    mt = args.task == "microtubule"
+    for name, dyn, mtv in (("batch_size", 50, 8), ("lr", 5e-4, 1e-3), ("lambda_conn", 1.0, 0.1),
+                           ("batches_per_epoch", None, 20)):
+        if getattr(args, name) is None:
+            setattr(args, name, mtv if mt else dyn)
+    if args.epochs < 1 or args.batch_size < 1 or (args.batches_per_epoch is not None and args.batches_per_epoch < 1):
+        raise CLIError("--epochs, --batch-size and --batches-per-epoch must be positive")
+    if mt:
+        from surrogate.eghn_microtubule import train_microtubule_energy
+
+        if args.model != "eghn":
+            raise CLIError("--task microtubule trains the EGHN energy head; use --model eghn")
+        if not args.data:
+            raise CLIError("--task microtubule needs --data (a microtubule dataset folder)")
+        r = train_microtubule_energy(args.data, args.out, epochs=args.epochs, batches_per_epoch=args.batches_per_epoch,
+                                     batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
+                                     n_clusters=args.clusters or 24, lambda_conn=args.lambda_conn, seed=args.seed,
+                                     max_val_samples=args.max_val_samples)
+        print(f"eghn energy head on {args.data}: best validation NMSE {r['best_val_nmse']:.4g} at epoch "
+              f"{r['best_epoch']} ({r['n_train']}/{r['n_val']} frames); wrote {r['checkpoint']}")
+        return 0
     if bool(args.top) != bool(args.traj):
         raise CLIError("--top and --traj go together")
     sources = [(args.top, t) for t in args.traj] if args.traj else None
