@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One torch thread for the whole suite: the tensors are small, so on the shared 2-core machines
+# two threads only add OpenMP contention (much slower under load), and on an idle machine one
+# thread is as fast.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +32,30 @@ def topology():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def _pair_pool(n, k):
+    """Orthonormal P [n k, n/2 k]: each coarse node averages two consecutive turns."""
+    P = np.zeros((n * k, (n // 2) * k))
+    for r in range(n):
+        for j in range(k):
+            P[r * k + j, (r // 2) * k + j] = 2 ** -0.5
+    return P
+
+
+@pytest.fixture(scope="session")
+def pair_pool():
+    """``pair_pool(n, k)``: the turn-pair pooling prolongation of a ``Tube(n, k, .)`` (GCN-family tests)."""
+    return _pair_pool
+
+
+@pytest.fixture
+def small_hierarchy(pair_pool):
+    """A fresh 3-level hierarchy Tube(8,4,1) -> Tube(4,4,0) -> Tube(2,4,0) of turn-pair poolings."""
+    from simulate.tube import Tube
+    from surrogate.hierarchy import Hierarchy
+
+    return Hierarchy([Tube(8, 4, 1), Tube(4, 4, 0), Tube(2, 4, 0)], [pair_pool(8, 4), pair_pool(4, 4)])
 
 
 # ---- tiny microtubule dataset and trained checkpoint (shared by the wrapper and relaxation tests) ----

@@ -8,15 +8,6 @@ from surrogate.cg_hierarchy import (aggregation_matrix, coarse_adjacency, compar
                                     learned_mappings, prolongation_from_mapping)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny graphs: one thread avoids OpenMP contention on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _path(n):
     a = np.zeros((n, n))
     for i in range(n - 1):

@@ -20,15 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 SMILES = ["CC(C)NC(=O)C1=NOC(=N1)C2=CC=CNC2=O", "CCCCCCCCCC(=O)O", "c1ccc2ccccc2c1CCN", "CC(C)(C)c1ccc(O)cc1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny graphs: one thread avoids OpenMP contention on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _path_graph(n):
     return MolGraph(["C"] * n, np.array([(i, i + 1) for i in range(n - 1)]), np.ones(n - 1), name=f"C{n}")
 

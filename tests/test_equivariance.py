@@ -16,15 +16,6 @@ from surrogate.message_passing import aggregate, collate_graphs, fully_connected
 from surrogate.mpnn import MPNN
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small graphs: one thread avoids OpenMP contention on the shared CI cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 HID, ATOL = 16, 1e-5
 SETTINGS = settings(max_examples=8, deadline=None)
 

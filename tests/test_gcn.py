@@ -11,19 +11,6 @@ from surrogate.models import MODEL_NAMES, build_model
 from surrogate.ngcn import scaled_power
 
 
-def pair_pool(n, k):
-    """Orthonormal P [n k, n/2 k]: each coarse node averages two consecutive turns."""
-    P = np.zeros((n * k, (n // 2) * k))
-    for r in range(n):
-        for j in range(k):
-            P[r * k + j, (r // 2) * k + j] = 2 ** -0.5
-    return P
-
-
-def small_hierarchy():
-    return Hierarchy([Tube(8, 4, 1), Tube(4, 4, 0), Tube(2, 4, 0)], [pair_pool(8, 4), pair_pool(4, 4)])
-
-
 @pytest.mark.parametrize("mode", ["csr", "edges", "dense"])
 def test_structure_matrix_matches_dense_product_and_gradient(mode):
     lap = laplacian_matrix(Tube(6, 5, 2).adjacency())
@@ -59,7 +46,7 @@ def test_gcn_flops_match_hand_count():
     assert ens.flops_by_level() == [4716.0, 1368.0 + 240.0]
 
 
-def test_gpcn_flops_match_hand_count():
+def test_gpcn_flops_match_hand_count(pair_pool):
     h = Hierarchy([Tube(4, 3, 0), Tube(2, 3, 0)], [pair_pool(4, 3)])
     m = build_model("gpcn-2", h, in_features=2, filters=[[4], [3]], dense=[1])
     # level 0: Tube(4,3,0), |L| = 54: conv 12*2*(54+4) = 1392, dense 12*4*1 = 48
@@ -84,8 +71,8 @@ def test_gcn_is_permutation_equivariant():
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_every_model_maps_bnf_to_bn1_and_rebuilds_from_config(name):
-    h = small_hierarchy()
+def test_every_model_maps_bnf_to_bn1_and_rebuilds_from_config(name, small_hierarchy):
+    h = small_hierarchy
     torch.manual_seed(1)
     m = build_model(name, h, in_features=11)
     x = torch.randn(3, 32, 11)
@@ -108,8 +95,8 @@ def test_every_model_on_the_microtubule_hierarchy():
         assert y.shape == (2, 624, 1), name
 
 
-def test_unknown_model_and_option_are_clear_errors():
-    h = small_hierarchy()
+def test_unknown_model_and_option_are_clear_errors(small_hierarchy):
+    h = small_hierarchy
     with pytest.raises(ValueError, match="unknown model"):
         build_model("resnet", h)
     with pytest.raises(ValueError, match="unknown option"):

@@ -10,21 +10,13 @@ from surrogate.hierarchy import Hierarchy
 from surrogate.models import build_model
 
 
-def pair_pool(n, k):
-    P = np.zeros((n * k, (n // 2) * k))
-    for r in range(n):
-        for j in range(k):
-            P[r * k + j, (r // 2) * k + j] = 2 ** -0.5
-    return P
-
-
 def random_orthonormal(n, m, seed):
     q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, m)))
     return q
 
 
 @pytest.fixture(scope="module")
-def hier():
+def hier(pair_pool):
     return Hierarchy([Tube(8, 4, 1), Tube(4, 4, 0), Tube(2, 4, 0)], [random_orthonormal(32, 16, 0), pair_pool(4, 4)])
 
 
@@ -73,7 +65,7 @@ def test_eq6_input_gradient_equals_autograd(hier, name):
     assert torch.allclose(explicit, auto, rtol=1e-9, atol=1e-10)
 
 
-def test_eq6_gradient_matches_finite_differences():
+def test_eq6_gradient_matches_finite_differences(pair_pool):
     torch.manual_seed(4)
     h = Hierarchy([Tube(4, 3, 0), Tube(2, 3, 0)], [pair_pool(4, 3)])
     m = build_model("a-gpcn-2", h, in_features=2, filters=[[4], [3]], dense=[5, 1]).double()

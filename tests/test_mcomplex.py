@@ -11,16 +11,6 @@ from simulate.mcomplex import RigidComplexes, coulomb_forces, draw_size_sets, si
 from surrogate.eghn_training import TrainConfig, build_dynamics_model, evaluate_mse, train_dynamics
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small graphs: one thread avoids OpenMP contention on the shared CI cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-
 def test_forces_match_pairwise_sum_and_newton_third_law(rng):
     X = rng.normal(size=(2, 5, 3)) * 2
     q = rng.choice([1.0, -1.0], size=(2, 5))

@@ -11,14 +11,6 @@ from surrogate.equivariance import Transform, assert_equivariant, random_permuta
 from surrogate.message_passing import collate_graphs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_two_hop_edges_match_networkx(rng):
     G = nx.random_labeled_tree(12, seed=3)
     bonds = np.array(G.edges())

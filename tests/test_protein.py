@@ -5,19 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from data.protein import load_protein_trajectory, mdanalysis_test_adk, open_universe, protein_splits, radius_edges
 
 pytest.importorskip("MDAnalysisTests")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,8 @@ from surrogate.models import build_model
 from surrogate.training import Schedule, TrainConfig, epoch_batches, multigrid_cycle, train, validation_nmse
 
 
-def pair_pool(n, k):
-    P = np.zeros((n * k, (n // 2) * k))
-    for r in range(n):
-        for j in range(k):
-            P[r * k + j, (r // 2) * k + j] = 2 ** -0.5
-    return P
-
-
 @pytest.fixture(scope="module")
-def hier():
+def hier(pair_pool):
     return Hierarchy([Tube(8, 4, 1), Tube(4, 4, 0), Tube(2, 4, 0)], [pair_pool(8, 4), pair_pool(4, 4)])
 
 
