@@ -103,21 +103,24 @@ def egnn_fn(g):
 transforms = st.tuples(st.integers(0, 2**31 - 1), st.sampled_from([None, True, False]))
 
 
+def batch_and_transform(tr):
+    """A random graph batch and a random rotation/reflection/translation/permutation of it."""
+    seed, reflect = tr
+    g = make_batch(seed)
+    return g, random_transform(g, np.random.default_rng(seed + 1), reflect=reflect)
+
+
 @SETTINGS
 @given(transforms)
 def test_emmp_equivariant(tr):
-    seed, reflect = tr
-    g = make_batch(seed)
-    T = random_transform(g, np.random.default_rng(seed + 1), reflect=reflect)
+    g, T = batch_and_transform(tr)
     assert_equivariant(emmp_fn, g, T, {"x": "position", "vec": "vector", "h": "scalar"}, ATOL)
 
 
 @SETTINGS
 @given(transforms)
 def test_epool_equivariant(tr):
-    seed, reflect = tr
-    g = make_batch(seed)
-    T = random_transform(g, np.random.default_rng(seed + 1), reflect=reflect)
+    g, T = batch_and_transform(tr)
     errs = assert_equivariant(pool_fn, g, T, {"xh": "cluster_position", "vh": "cluster_vector", "hh": "invariant",
                                               "S": "scalar", "A": "invariant", "conn": "invariant"}, ATOL)
     assert set(errs) == {"xh", "vh", "hh", "S", "A", "conn"}
@@ -126,18 +129,14 @@ def test_epool_equivariant(tr):
 @SETTINGS
 @given(transforms)
 def test_eunpool_equivariant(tr):
-    seed, reflect = tr
-    g = make_batch(seed)
-    T = random_transform(g, np.random.default_rng(seed + 1), reflect=reflect)
+    g, T = batch_and_transform(tr)
     assert_equivariant(unpool_fn, g, T, {"x": "position", "vec": "vector", "h": "scalar"}, ATOL)
 
 
 @SETTINGS
 @given(transforms)
 def test_eghn_equivariant(tr):
-    seed, reflect = tr
-    g = make_batch(seed)
-    T = random_transform(g, np.random.default_rng(seed + 1), reflect=reflect)
+    g, T = batch_and_transform(tr)
     assert_equivariant(eghn_fn, g, T, {"x": "position", "S": "scalar", "conn": "invariant", "e": "scalar",
                                        "E": "invariant"}, ATOL)
     assert_equivariant(eghn2_fn, g, T, {"x": "position", "S0": "scalar", "S1": "invariant", "conn": "invariant"},
@@ -147,9 +146,7 @@ def test_eghn_equivariant(tr):
 @SETTINGS
 @given(transforms)
 def test_energy_head_forces_equivariant(tr):
-    seed, reflect = tr
-    g = make_batch(seed)
-    T = random_transform(g, np.random.default_rng(seed + 1), reflect=reflect)
+    g, T = batch_and_transform(tr)
     errs = assert_equivariant(force_fn, g, T, {"F": "vector", "E": "invariant"}, ATOL)
     assert errs["F"] <= ATOL
 
@@ -157,9 +154,7 @@ def test_energy_head_forces_equivariant(tr):
 @SETTINGS
 @given(transforms)
 def test_egnn_equivariant(tr):
-    seed, reflect = tr
-    g = make_batch(seed)
-    T = random_transform(g, np.random.default_rng(seed + 1), reflect=reflect)
+    g, T = batch_and_transform(tr)
     assert_equivariant(egnn_fn, g, T, {"x": "position"}, ATOL)
 
 
