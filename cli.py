@@ -47,15 +47,15 @@ def add_simulate(sub):
 def _run_simulate(args):
     import numpy as np
 
-    from simulate.microtubule import parse_params
-    from simulate.protocol import Protocol
-    from simulate.sweep import run_sweep, write_run_extras
+    from cgsurrogate.simulate.microtubule import parse_params
+    from cgsurrogate.simulate.protocol import Protocol
+    from cgsurrogate.simulate.sweep import run_sweep, write_run_extras
 
     params = None
     if args.params:
         params = np.stack([parse_params(t, on_grid=not args.off_grid) for t in args.params])
     proto = Protocol.paper() if args.protocol == "paper" else Protocol.short()
-    from simulate.replicas import SimulationError
+    from cgsurrogate.simulate.replicas import SimulationError
 
     try:
         res = run_sweep(
@@ -100,8 +100,8 @@ def add_hierarchy(sub):
 def _run_hierarchy(args):
     import time
 
-    from surrogate.graphs import parse_graph
-    from surrogate.hierarchy import MICROTUBULE_GRAPHS, Hierarchy, build_hierarchy, hierarchy_report
+    from cgsurrogate.surrogate.graphs.weighted_graph import parse_graph
+    from cgsurrogate.surrogate.graphs.hierarchy import MICROTUBULE_GRAPHS, Hierarchy, build_hierarchy, hierarchy_report
 
     if not args.alpha > 0:
         raise CLIError(f"--alpha must be positive, got {args.alpha}")
@@ -153,8 +153,8 @@ def add_train(sub):
 
 
 def _run_train(args):
-    from surrogate.models import MODEL_NAMES
-    from surrogate.training import SCHEDULES, train_from_dataset
+    from cgsurrogate.surrogate.gcn.registry import MODEL_NAMES
+    from cgsurrogate.surrogate.train.gcn_trainer import SCHEDULES, train_from_dataset
 
     if args.model not in MODEL_NAMES:
         raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(MODEL_NAMES)}")
@@ -186,7 +186,7 @@ def _run_evaluate(args):
     import json
     import os
 
-    from surrogate.training import evaluate_checkpoint
+    from cgsurrogate.surrogate.train.gcn_trainer import evaluate_checkpoint
 
     m = evaluate_checkpoint(args.checkpoint, args.data, split=args.split)
     print(f"{m['model']} on {m['runs']} runs ({m['samples']} frames, split {m['split']}): NMSE {m['nmse']:.4g}, "
@@ -231,8 +231,8 @@ def _run_predict(args):
 
     import torch
 
-    from simulate.microtubule import parse_params
-    from surrogate.prediction import predict
+    from cgsurrogate.simulate.microtubule import parse_params
+    from cgsurrogate.surrogate.interfaces.prediction import predict
 
     params = parse_params(args.params) if args.params else None
     output = args.output or f"{Path(args.input).stem}.pred.npz"
@@ -283,7 +283,7 @@ def add_relax(sub):
 
 
 def _run_relax(args):
-    from simulate.microtubule import parse_params
+    from cgsurrogate.simulate.microtubule import parse_params
 
     params = parse_params(args.params)
     if args.model is not None:
@@ -297,8 +297,8 @@ def _run_relax(args):
         raise CLIError(f"--max-evals {args.max_evals}: must be at least 1")
     if args.perturb < 0:
         raise CLIError(f"--perturb {args.perturb}: must be non-negative")
-    from optimize.relax import parse_schedule
-    from optimize.report import run_relax, stage_table
+    from cgsurrogate.optimize.relax import parse_schedule
+    from cgsurrogate.optimize.report import run_relax, stage_table
 
     parse_schedule(args.schedule)
     out = run_relax(args.out, params, model=args.model, load=args.load, schedule=args.schedule,
@@ -341,7 +341,7 @@ def add_cgmap(sub):
 def _run_cgmap(args):
     from pathlib import Path
 
-    from surrogate.cgmap import map_molecule
+    from cgsurrogate.surrogate.cgmap.mapping import map_molecule
 
     structure = None
     if args.structure:
@@ -372,7 +372,7 @@ def add_mcomplex(sub):
 
 
 def _run_mcomplex(args):
-    from simulate.mcomplex import write_mcomplex_dataset
+    from cgsurrogate.simulate.mcomplex import write_mcomplex_dataset
 
     if min(args.complexes, args.size, args.systems, args.train, args.valid, args.test) < 1:
         raise CLIError("--complexes, --size, --systems, --train, --valid and --test must be positive")
@@ -414,7 +414,7 @@ def add_eghn_train(sub):
 
 
 def _run_eghn_train(args):
-    from surrogate.eghn_training import train_benchmark
+    from cgsurrogate.surrogate.train.dynamics_trainer import train_benchmark
 
     mt = args.task == "microtubule"
     for name, dyn, mtv in (("batch_size", 50, 8), ("lr", 5e-4, 1e-3), ("lambda_conn", 1.0, 0.1),
@@ -424,7 +424,7 @@ def _run_eghn_train(args):
     if args.epochs < 1 or args.batch_size < 1 or (args.batches_per_epoch is not None and args.batches_per_epoch < 1):
         raise CLIError("--epochs, --batch-size and --batches-per-epoch must be positive")
     if mt:
-        from surrogate.eghn_microtubule import train_microtubule_energy
+        from cgsurrogate.surrogate.equivariant.energy_head import train_microtubule_energy
 
         if args.model != "eghn":
             raise CLIError("--task microtubule trains the EGHN energy head; use --model eghn")
@@ -460,7 +460,7 @@ def add_protein_md(sub):
 
 
 def _run_protein_md(args):
-    from simulate.protein import ProteinProtocol, run_protein_md
+    from cgsurrogate.simulate.protein import ProteinProtocol, run_protein_md
 
     if args.ns <= 0 or args.frame_ps <= 0:
         raise CLIError("--ns and --frame-ps must be positive")

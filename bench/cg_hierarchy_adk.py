@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from surrogate.cg_hierarchy import (adk_backbone_graph, coarse_adjacency, compare_with_lgdd,  # noqa: E402
+from cgsurrogate.surrogate.graphs.mapping_hierarchy import (adk_backbone_graph, coarse_adjacency, compare_with_lgdd,  # noqa: E402
                                     hierarchy_from_mappings, learned_mappings)
-from surrogate.cgmap import draw_mapping  # noqa: E402
-from surrogate.dsgpm import enforce_connectivity, spectral_partition  # noqa: E402
+from cgsurrogate.surrogate.cgmap.mapping import draw_mapping  # noqa: E402
+from cgsurrogate.surrogate.cgmap.dsgpm import enforce_connectivity, spectral_partition  # noqa: E402
 
 
 def spectral_mappings(graph, counts, seed=0):

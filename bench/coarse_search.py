@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _write_json(path: Path, obj) -> None:
@@ -66,7 +65,7 @@ def golden_section(lam1, lam2, lo: float = 0.5, hi: float = 2.0, evaluations: in
     Returns (distance, alpha, number of assignment solves)."""
     import math
 
-    from surrogate.lgdd import assignment, assignment_cost
+    from cgsurrogate.surrogate.graphs.lgdd import assignment, assignment_cost
 
     def f(al):
         return assignment_cost(lam1, lam2, assignment(lam1, lam2, al), al)
@@ -95,13 +94,13 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from surrogate.hierarchy import search_coarse_tubes
+    from cgsurrogate.surrogate.graphs.hierarchy import search_coarse_tubes
 
     t0 = time.perf_counter()
     rows = search_coarse_tubes(progress=True)
     elapsed = time.perf_counter() - t0
-    from simulate.tube import Tube
-    from surrogate.lgdd import laplacian_spectrum
+    from cgsurrogate.simulate.tube import Tube
+    from cgsurrogate.surrogate.graphs.lgdd import laplacian_spectrum
 
     lam2 = laplacian_spectrum(Tube(48, 13, 3), vectors=False)[0]
     for r in rows:  # the naive baseline on the same candidates

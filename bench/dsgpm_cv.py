@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.ham import ham_folds, load_ham  # noqa: E402
-from surrogate.cg_metrics import METRICS, evaluate_paper, evaluate_strict, human_agreement  # noqa: E402
-from surrogate.dsgpm import DSGPM, collate, dsgpm_loss, enforce_connectivity, metis_partition, predict_mapping, prepare_graph, \
+from cgsurrogate.data.ham import ham_folds, load_ham  # noqa: E402
+from cgsurrogate.surrogate.cgmap.metrics import METRICS, evaluate_paper, evaluate_strict, human_agreement  # noqa: E402
+from cgsurrogate.surrogate.cgmap.dsgpm import DSGPM, collate, dsgpm_loss, enforce_connectivity, metis_partition, predict_mapping, prepare_graph, \
     save_dsgpm, train_dsgpm  # noqa: E402
 
 METHODS = ("DSGPM", "DSGPM untrained", "spectral clustering", "METIS")

@@ -12,7 +12,7 @@ Sections (``--sections``, comma separated): ``mcomplex`` (the reference file
 ``$CGS_SHARED_DATA/mcomplex/mcomplex_3x3.npz`` plus our generator's (3,3) and (5,5) single-system and
 (3,3) multi-system (J = 5) datasets; Linear, MPNN, EGNN, EGHN), ``mocap`` (CMU subject 9 run; MPNN,
 EGNN, EGHN), ``adk`` (AdK trajectories, by default the MDAnalysisTests DCDs; ``--adk-top/--adk-traj``
-take your own, e.g. the paper's 1 us run or one made with ``simulate.protein``), ``microtubule``
+take your own, e.g. the paper's 1 us run or one made with ``cgsurrogate.simulate.protein``), ``microtubule``
 (EGHN energy head on ``--mt-data``, same split and normaliser as the GPCN trainer; the GPCN rows are
 read from ``--gpcn-results``, a ``bench/paper_table.py`` results.json, when given).
 
@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PRESETS = {
     "reduced": {
@@ -93,7 +92,7 @@ def _train(name, tr, va, te, in_node, edge_dim, local_dim, n_clusters, p, ckpt, 
            lambda_conn=1.0, batches_per_epoch=None, eval_batch_size=100):
     import torch
 
-    from surrogate.eghn_training import TrainConfig, build_dynamics_model, train_dynamics
+    from cgsurrogate.surrogate.train.dynamics_trainer import TrainConfig, build_dynamics_model, train_dynamics
     torch.manual_seed(0)
     model = build_dynamics_model(name, in_node, edge_dim, local_dim, n_clusters, hidden=p["hidden"], n_layers=4,
                                  layers_per_block=p.get("layers_per_block", 2), pool_layers=p.get("pool_layers", 2),
@@ -115,7 +114,7 @@ def _cluster_agreement(model, graphs, key="complex"):
     import torch
     from sklearn.metrics import adjusted_rand_score
 
-    from surrogate.message_passing import collate_graphs
+    from cgsurrogate.surrogate.equivariant.message_passing import collate_graphs
     scores = []
     with torch.no_grad():
         for s in range(0, len(graphs), 100):
@@ -136,7 +135,7 @@ def _plot_clusters_mcomplex(model, graphs, path: Path):
     import matplotlib.pyplot as plt
     import torch
 
-    from surrogate.message_passing import collate_graphs
+    from cgsurrogate.surrogate.equivariant.message_passing import collate_graphs
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.8))
     markers = "os^Dv*"
     with torch.no_grad():
@@ -171,7 +170,7 @@ def _plot_clusters_adk(model, graph, path: Path):
     import matplotlib.pyplot as plt
     import torch
 
-    from surrogate.message_passing import collate_graphs
+    from cgsurrogate.surrogate.equivariant.message_passing import collate_graphs
     with torch.no_grad():
         _, aux = model(collate_graphs([graph]))
     lab = aux["scores"][0].argmax(1).numpy()
@@ -197,8 +196,8 @@ def _plot_clusters_adk(model, graph, path: Path):
 
 
 def run_mcomplex(p, out: Path, data_root: Path | None):
-    from data.mcomplex import MComplexDataset
-    from simulate.mcomplex import write_mcomplex_dataset
+    from cgsurrogate.data.mcomplex import MComplexDataset
+    from cgsurrogate.simulate.mcomplex import write_mcomplex_dataset
     res = Results(out, "mcomplex")
     configs = []
     if data_root is not None and (data_root / "mcomplex" / "mcomplex_3x3.npz").is_file():
@@ -239,7 +238,7 @@ def run_mcomplex(p, out: Path, data_root: Path | None):
 
 
 def run_mocap(p, out: Path, data_root: Path | None):
-    from data.mocap import MocapDataset
+    from cgsurrogate.data.mocap import MocapDataset
     if data_root is None or not (data_root / "mocap" / "cmu_subject09_run.npz").is_file():
         print("mocap: data not found (set CGS_SHARED_DATA); skipping")
         return
@@ -258,7 +257,7 @@ def run_mocap(p, out: Path, data_root: Path | None):
 
 
 def run_adk(p, out: Path, sources):
-    from data.protein import load_protein_trajectory, protein_splits
+    from cgsurrogate.data.protein import load_protein_trajectory, protein_splits
     res = Results(out, "adk")
     sel = p.get("selection", "backbone")
     traj = load_protein_trajectory(sources, selection=sel)
@@ -282,8 +281,8 @@ def run_adk(p, out: Path, sources):
 def run_microtubule(p, out: Path, mt_data: Path | None):
     import torch
 
-    from data.microtubule import load_microtubule_splits
-    from surrogate.eghn_microtubule import MicrotubuleGraphs
+    from cgsurrogate.data.microtubule import load_microtubule_splits
+    from cgsurrogate.surrogate.equivariant.energy_head import MicrotubuleGraphs
     if mt_data is None or not Path(mt_data).is_dir():
         print("microtubule: no --mt-data folder; skipping")
         return

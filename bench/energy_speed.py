@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -44,12 +43,12 @@ def _median_ms(fn, repeats: int, warmup: int = 5, sync=None) -> float:
 
 def build_energy(model_path, model_name: str):
     """SurrogateEnergy from a checkpoint, or an untrained model with unit normalisation."""
-    from surrogate.energy_function import SurrogateEnergy, load_surrogate
+    from cgsurrogate.surrogate.interfaces.energy_function import SurrogateEnergy, load_surrogate
 
     if model_path:
         return load_surrogate(model_path), f"checkpoint {model_path}"
-    from surrogate.hierarchy import microtubule_hierarchy
-    from surrogate.models import build_model
+    from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
+    from cgsurrogate.surrogate.gcn.registry import build_model
 
     torch.manual_seed(0)
     model = build_model(model_name, hierarchy=microtubule_hierarchy(levels=3))
@@ -68,9 +67,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/bench/energy_speed.json")
     args = ap.parse_args(argv)
 
-    from simulate.energy import TrueEnergy
-    from simulate.microtubule import microtubule_topology
-    from surrogate.energy_function import energy_and_forces
+    from cgsurrogate.simulate.energy import TrueEnergy
+    from cgsurrogate.simulate.microtubule import microtubule_topology
+    from cgsurrogate.surrogate.interfaces.energy_function import energy_and_forces
 
     energy, label = build_energy(args.model, args.model_name)
     topo = microtubule_topology()
@@ -111,11 +110,11 @@ def main(argv=None) -> int:
     from ase import units
     from ase.md.verlet import VelocityVerlet
 
-    from surrogate.ase_calculator import SurrogateCalculator, microtubule_atoms
+    from cgsurrogate.surrogate.interfaces.ase_calculator import SurrogateCalculator, microtubule_atoms
 
     import openmm
 
-    from surrogate.openmm_force import surrogate_system
+    from cgsurrogate.surrogate.interfaces.openmm_force import surrogate_system
 
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)

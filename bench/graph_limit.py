@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _write_json(path: Path, obj) -> None:
@@ -73,9 +72,9 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     torch.set_num_threads(args.threads)
-    from simulate.tube import Tube
-    from surrogate.graphs import Grid
-    from surrogate.lgdd import alpha_search, assignment, assignment_cost, laplacian_spectrum
+    from cgsurrogate.simulate.tube import Tube
+    from cgsurrogate.surrogate.graphs.weighted_graph import Grid
+    from cgsurrogate.surrogate.graphs.lgdd import alpha_search, assignment, assignment_cost, laplacian_spectrum
 
     out = Path(args.out)
     rows = []

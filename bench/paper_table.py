@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MODELS = ("gcn", "ensemble-2", "ensemble-3", "gpcn-2", "a-gpcn-2", "gpcn-3", "a-gpcn-3", "ngcn-3", "ngcn-5",
           "diffpool-3")
@@ -65,9 +64,9 @@ def _job(job: dict) -> dict:
     import torch
 
     torch.set_num_threads(job["threads"])
-    from surrogate.hierarchy import microtubule_hierarchy
-    from surrogate.models import build_model
-    from surrogate.training import TrainConfig, load_normalised_dataset, train
+    from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
+    from cgsurrogate.surrogate.gcn.registry import build_model
+    from cgsurrogate.surrogate.train.gcn_trainer import TrainConfig, load_normalised_dataset, train
 
     data = load_normalised_dataset(job["data"], 0.2, job["seed"], job["max_val_samples"])
     hier = microtubule_hierarchy(3)
@@ -95,8 +94,8 @@ def time_models(models, reps: int, threads: int, device: str = "cpu") -> dict:
     """Median and minimum seconds per batch (batch 8, forward + backward, MSE loss)."""
     import torch
 
-    from surrogate.hierarchy import microtubule_hierarchy
-    from surrogate.models import build_model
+    from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
+    from cgsurrogate.surrogate.gcn.registry import build_model
 
     torch.set_num_threads(threads)
     hier = microtubule_hierarchy(3)
@@ -131,8 +130,8 @@ def time_sparse(reps: int = 30, threads: int = 1) -> dict:
     vs dense, for [8, 624, C] signals."""
     import torch
 
-    from surrogate.gcn import StructureMatrix
-    from surrogate.hierarchy import microtubule_hierarchy
+    from cgsurrogate.surrogate.gcn.layers import StructureMatrix
+    from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
 
     torch.set_num_threads(threads)
     lap = microtubule_hierarchy(3).laplacians[0]
@@ -159,7 +158,7 @@ def _plot(results: dict, out: Path, runs_root: Path, preset: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from surrogate.models import DISPLAY_NAMES
+    from cgsurrogate.surrogate.gcn.registry import DISPLAY_NAMES
 
     seed = preset["seeds"][0]
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -198,7 +197,7 @@ def _plot(results: dict, out: Path, runs_root: Path, preset: dict) -> None:
 
 
 def _tables(results: dict) -> str:
-    from surrogate.models import DISPLAY_NAMES
+    from cgsurrogate.surrogate.gcn.registry import DISPLAY_NAMES
 
     lines = ["Table 3: minimum validation NMSE (x1e-3), mean +- std over seeds", "",
              "| model | ours mean +- std | ours min | seeds | paper mean +- std |", "|---|---|---|---|---|"]

@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optimize.references import ase_fire, openmm_minimize, rmsd, true_objective  # noqa: E402
-from optimize.relax import default_boundary, relax  # noqa: E402
-from optimize.report import format_table, load_model_for_relax  # noqa: E402
-from simulate.energy import TrueEnergy  # noqa: E402
-from simulate.microtubule import LOAD_FORCE_KJMOL_NM  # noqa: E402
-from surrogate.hierarchy import microtubule_hierarchy  # noqa: E402
+from cgsurrogate.optimize.references import ase_fire, openmm_minimize, rmsd, true_objective  # noqa: E402
+from cgsurrogate.optimize.relax import default_boundary, relax  # noqa: E402
+from cgsurrogate.optimize.report import format_table, load_model_for_relax  # noqa: E402
+from cgsurrogate.simulate.energy import TrueEnergy  # noqa: E402
+from cgsurrogate.simulate.microtubule import LOAD_FORCE_KJMOL_NM  # noqa: E402
+from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy  # noqa: E402
 
 PARAM_SETS = {
     "all30": (30, 30, 30, 30, 30),

@@ -1,4 +1,4 @@
-"""Benchmark the message-aggregation kernels of surrogate.message_passing.
+"""Benchmark the message-aggregation kernels of cgsurrogate.surrogate.equivariant.message_passing.
 
 Compares ``index_add_`` and ``scatter_reduce_`` (sum) on 20k edges x 64 features at one and two
 threads, for uniformly spread receivers and for a skewed case where many edges land on few rows.
@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from surrogate.message_passing import aggregate  # noqa: E402
+from cgsurrogate.surrogate.equivariant.message_passing import aggregate  # noqa: E402
 
 
 def _time(fn, repeats: int, blocks: int = 7) -> tuple[float, float]:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def measure(num_replicas: int, steps: int, warmup: int, platform: str | None, threads: int | None) -> dict:
@@ -29,8 +28,8 @@ def measure(num_replicas: int, steps: int, warmup: int, platform: str | None, th
     import openmm
     from openmm import unit
 
-    from simulate.openmm_system import build_microtubule_system, get_platform, microtubule_positions, platform_properties
-    from simulate.protocol import Protocol
+    from cgsurrogate.simulate.openmm_system import build_microtubule_system, get_platform, microtubule_positions, platform_properties
+    from cgsurrogate.simulate.protocol import Protocol
 
     proto = Protocol.short()
     rng = np.random.default_rng(0)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.molgraph import BOND_TYPES, ELEMENTS, MolGraph
+from cgsurrogate.data.molgraph import BOND_TYPES, ELEMENTS, MolGraph
 
 __all__ = ["HAMAnnotation", "ham_root", "load_ham_file", "load_ham", "group_by_molecule", "ham_folds",
            "ELEMENTS", "BOND_TYPES"]

@@ -1,6 +1,6 @@
 """Loader for M-complex datasets (EGHN paper sec. 4.1).
 
-Reads both our generator's files (:func:`simulate.mcomplex.write_mcomplex_dataset`) and the
+Reads both our generator's files (:func:`cgsurrogate.simulate.mcomplex.write_mcomplex_dataset`) and the
 reference file ``<CGS_SHARED_DATA>/mcomplex/mcomplex_3x3.npz`` (same layout, without mask and
 metadata). Each sample becomes one graph: positions and velocities at the input frame (10),
 node feature ``|v|``, A_global fully connected with edge attributes ``[q_i q_j, same-complex]``,
@@ -69,7 +69,7 @@ def load_mcomplex_arrays(path) -> dict:
 
 
 def mcomplex_graph(loc_in, vel_in, charges, complex_id, loc_out=None) -> dict:
-    """One M-complex sample as a graph dict (see :func:`surrogate.message_passing.collate_graphs`).
+    """One M-complex sample as a graph dict (see :func:`cgsurrogate.surrogate.equivariant.message_passing.collate_graphs`).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Microtubule sweep datasets on disk: loader, split by run, per-node normalisation.
 
-On-disk format (written by :mod:`simulate.sweep`)
+On-disk format (written by :mod:`cgsurrogate.simulate.sweep`)
 -------------------------------------------------
 A dataset is a folder::
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simulate.sweep import FORMAT_NAME, RUN_ARRAYS, run_path
+from cgsurrogate.simulate.sweep import FORMAT_NAME, RUN_ARRAYS, run_path
 
 RUN_FILE_RE = re.compile(r"^run_(\d+)\.npz$")
 NUM_FEATURES = 11
@@ -149,7 +149,7 @@ class MicrotubuleDataset(torch.utils.data.Dataset):
     Attributes
     ----------
     run_ids : list of int
-    topology : simulate.microtubule.Topology
+    topology : cgsurrogate.simulate.microtubule.Topology
         The graph (bonds, angles, resting geometry).
     metadata : dict
     frames_per_run : int
@@ -160,7 +160,7 @@ class MicrotubuleDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root, run_ids=None, cache_runs: int = 64):
-        from simulate.microtubule import microtubule_topology
+        from cgsurrogate.simulate.microtubule import microtubule_topology
 
         self.root = Path(root)
         self.metadata = read_metadata(self.root)

@@ -3,7 +3,7 @@
 A :class:`MolGraph` holds the heavy atoms of one molecule (element symbols), its bonds
 (pairs of atom indices) and their bond types (1.0 single, 1.5 aromatic, 2.0 double,
 3.0 triple, as in the HAM dataset). It is built from a HAM annotation file (see
-:mod:`data.ham`), from a SMILES string (RDKit) or from a structure file read by
+:mod:`cgsurrogate.data.ham`), from a SMILES string (RDKit) or from a structure file read by
 MDAnalysis (e.g. a protein PDB/PSF). Node features follow Li et al. 2020, sec. 3.3:
 element one-hot, degree, and a cycle indicator from ``networkx.cycle_basis``.
 """

@@ -1,9 +1,9 @@
 """Structure relaxation: coarse-to-fine descent through the prolongation hierarchy and references.
 
-The entry point is ``optimize.relax.relax`` (module ``optimize.relax``); references in
-``optimize.references``, outputs in ``optimize.report``.
+The entry point is ``cgsurrogate.optimize.relax.relax`` (module ``cgsurrogate.optimize.relax``); references in
+``cgsurrogate.optimize.references``, outputs in ``cgsurrogate.optimize.report``.
 """
-from optimize.relax import (
+from cgsurrogate.optimize.relax import (
     DEFAULT_SCHEDULE,
     LoadedEnergy,
     RelaxResult,

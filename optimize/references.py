@@ -1,18 +1,18 @@
 """References for the coarse-to-fine relaxation.
 
-* Fine-only: :func:`optimize.relax.relax` with ``schedule="fine"`` (the same optimiser on
+* Fine-only: :func:`cgsurrogate.optimize.relax.relax` with ``schedule="fine"`` (the same optimiser on
   the fine coordinates only); :func:`fine_only` is that call.
 * ASE's FIRE through an ASE calculator (:func:`ase_fire`): the energy function wrapped by
-  ``surrogate.ase_calculator.SurrogateCalculator``, the constant load added by a small
+  ``cgsurrogate.surrogate.interfaces.ase_calculator.SurrogateCalculator``, the constant load added by a small
   calculator around it, the clamps as ``ase.constraints.FixAtoms``.
 * Ground truth (:func:`openmm_minimize`): ``openmm.LocalEnergyMinimizer`` on the true
-  force field of the simulation layer (``simulate.openmm_system.build_microtubule_system``,
+  force field of the simulation layer (``cgsurrogate.simulate.openmm_system.build_microtubule_system``,
   harmonic bonds and angles, the load as a ``CustomExternalForce``), with the same
   clamps (mass 0, which the minimiser keeps fixed), load and strength parameters.
 
 Units: nm, kJ/mol, kJ/mol/nm throughout (ASE's eV and Angstrom only inside
 :func:`ase_fire`). Every energy reported here is ``E_internal - sum F . (x - x_rest)``,
-the objective of :mod:`optimize.relax`.
+the objective of :mod:`cgsurrogate.optimize.relax`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from optimize.relax import LoadedEnergy, RelaxResult, default_boundary, relax
+from cgsurrogate.optimize.relax import LoadedEnergy, RelaxResult, default_boundary, relax
 
 
 def fine_only(energy_fn, params, x0=None, **kwargs) -> RelaxResult:
@@ -29,7 +29,7 @@ def fine_only(energy_fn, params, x0=None, **kwargs) -> RelaxResult:
 
     Parameters
     ----------
-    energy_fn, params, x0 : see :func:`optimize.relax.relax`
+    energy_fn, params, x0 : see :func:`cgsurrogate.optimize.relax.relax`
     **kwargs : passed on (``tol``, ``load_force``, ``optimizer``, ``max_evals``, ...)
 
     Returns
@@ -66,7 +66,7 @@ def true_objective(params, positions, *, load_force: float = 0.0, clamp_nodes=No
     dict with ``energy``, ``internal``, ``load`` (kJ/mol), ``per_node`` ([N] kJ/mol) and
     ``fmax`` (kJ/mol/nm, largest per-node gradient norm on free nodes).
     """
-    from simulate.energy import TrueEnergy
+    from cgsurrogate.simulate.energy import TrueEnergy
 
     f = TrueEnergy(topology)
     clamp, load = _boundary(f.topology, clamp_nodes, load_nodes)
@@ -100,15 +100,15 @@ def openmm_minimize(params, x0=None, *, load_force: float = 0.0, clamp_nodes=Non
     Returns
     -------
     dict with ``positions`` ([N, 3] nm), ``energy``, ``internal``, ``load`` (kJ/mol, the
-    objective of :mod:`optimize.relax`, evaluated by the torch twin of the force field),
+    objective of :mod:`cgsurrogate.optimize.relax`, evaluated by the torch twin of the force field),
     ``openmm_internal`` (kJ/mol, OpenMM's own bond + angle energy), ``fmax`` (kJ/mol/nm),
     ``per_node`` ([N] kJ/mol), ``time_s``, ``platform``.
     """
     import openmm
     from openmm import unit
 
-    from simulate.microtubule import microtubule_topology
-    from simulate.openmm_system import build_microtubule_system, get_platform
+    from cgsurrogate.simulate.microtubule import microtubule_topology
+    from cgsurrogate.simulate.openmm_system import build_microtubule_system, get_platform
 
     topo = topology or microtubule_topology()
     clamp, load = _boundary(topo, clamp_nodes, load_nodes)
@@ -176,7 +176,7 @@ class _LoadedCalculator:
 def ase_fire(energy_fn, params, x0=None, *, load_force: float = 0.0, clamp_nodes=None, load_nodes=None,
              tol: float = 1e-4, max_steps: int = 20000, dt: float = 2.0, dt_max: float = 8.0,
              max_step_nm: float = 0.1) -> dict:
-    """Relax with ASE's FIRE through ``surrogate.ase_calculator.SurrogateCalculator``.
+    """Relax with ASE's FIRE through ``cgsurrogate.surrogate.interfaces.ase_calculator.SurrogateCalculator``.
 
     Parameters
     ----------
@@ -205,8 +205,8 @@ def ase_fire(energy_fn, params, x0=None, *, load_force: float = 0.0, clamp_nodes
     from ase.constraints import FixAtoms
     from ase.optimize import FIRE
 
-    from simulate.microtubule import microtubule_topology
-    from surrogate.ase_calculator import KJMOL_TO_EV, NM_TO_ANGSTROM, SurrogateCalculator
+    from cgsurrogate.simulate.microtubule import microtubule_topology
+    from cgsurrogate.surrogate.interfaces.ase_calculator import KJMOL_TO_EV, NM_TO_ANGSTROM, SurrogateCalculator
 
     topo = getattr(energy_fn, "topology", None) or microtubule_topology()
     clamp, load = _boundary(topo, clamp_nodes, load_nodes)

@@ -27,7 +27,7 @@ fine model.
 
 Examples
 --------
->>> from simulate.energy import TrueEnergy
+>>> from cgsurrogate.simulate.energy import TrueEnergy
 >>> f = TrueEnergy()
 >>> res = relax(f, [30.0] * 5, schedule="0", progress=False)   # already at rest
 >>> res.evals, abs(res.energy) < 1e-9
@@ -162,8 +162,8 @@ class LoadedEnergy:
     ----------
     energy_fn : callable
         ``energy_fn(positions [1, N, 3] nm, params [1, 5] zJ) -> (total [1], per_node [1, N])``
-        in kJ/mol: :class:`simulate.energy.TrueEnergy` or
-        ``surrogate.energy_function.SurrogateEnergy``.
+        in kJ/mol: :class:`cgsurrogate.simulate.energy.TrueEnergy` or
+        ``cgsurrogate.surrogate.interfaces.energy_function.SurrogateEnergy``.
     params : array-like [5]
         Strength parameters (zJ/nm^2, zJ/rad^2).
     reference : Tensor [N, 3]
@@ -666,7 +666,7 @@ def default_boundary(topology) -> tuple[np.ndarray, np.ndarray]:
 
     Parameters
     ----------
-    topology : simulate.microtubule.Topology
+    topology : cgsurrogate.simulate.microtubule.Topology
 
     Returns
     -------
@@ -681,7 +681,7 @@ def prolongations_from_hierarchy(hierarchy, num_nodes: int, kind: str = "spectra
 
     Parameters
     ----------
-    hierarchy : surrogate.hierarchy.Hierarchy
+    hierarchy : cgsurrogate.surrogate.graphs.hierarchy.Hierarchy
     num_nodes : int
         Number of fine nodes of the structure being relaxed.
     kind : {"spectral", "lgdd"}
@@ -761,8 +761,8 @@ def relax(
     ----------
     energy_fn : callable
         ``energy_fn(positions [1, N, 3] nm, params [1, 5] zJ) -> (total [1], per_node [1, N])``
-        kJ/mol, differentiable: ``simulate.energy.TrueEnergy`` or
-        ``surrogate.energy_function.SurrogateEnergy``.
+        kJ/mol, differentiable: ``cgsurrogate.simulate.energy.TrueEnergy`` or
+        ``cgsurrogate.surrogate.interfaces.energy_function.SurrogateEnergy``.
     params : array-like [5]
         Strength parameters (zJ/nm^2, zJ/rad^2).
     x0 : array-like [N, 3], optional
@@ -770,7 +770,7 @@ def relax(
     prolongations : list of Tensor, optional
         ``prolongations[k]`` is ``P_{1,k}`` of shape ``[N, n_k]``. Needed for stages with
         ``level > 0``; built from ``hierarchy`` when that is given instead.
-    hierarchy : surrogate.hierarchy.Hierarchy, optional
+    hierarchy : cgsurrogate.surrogate.graphs.hierarchy.Hierarchy, optional
         Source of the prolongations (:func:`prolongations_from_hierarchy`).
     prolongation_kind : {"spectral", "lgdd"}
         Which prolongations to take from ``hierarchy`` (see
@@ -789,7 +789,7 @@ def relax(
         and the last two turns. Pass ``[]`` for none.
     load_force : float
         Constant force on each loaded node (kJ/mol/nm); the protocol's full load is
-        ``simulate.microtubule.LOAD_FORCE_KJMOL_NM``.
+        ``cgsurrogate.simulate.microtubule.LOAD_FORCE_KJMOL_NM``.
     load_direction : 3 floats
         Direction of the load (default ``-y``).
     reference : array-like [N, 3], optional

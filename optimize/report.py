@@ -1,10 +1,10 @@
 """Outputs of a relaxation: stage table, extended XYZ with per-particle energies, and a PNG
 of the relaxed tube coloured by energy beside the OpenMM minimum.
 
-The XYZ writer is :func:`simulate.trajectory_io.write_extxyz` (ASE units: Angstrom, eV).
+The XYZ writer is :func:`cgsurrogate.simulate.trajectory_io.write_extxyz` (ASE units: Angstrom, eV).
 Every file is written atomically (temporary name in the same folder, then ``os.replace``) by the
-simulation layer's writers (:func:`simulate.trajectory_io.write_text_atomic`,
-:func:`simulate.render.save_figure`).
+simulation layer's writers (:func:`cgsurrogate.simulate.trajectory_io.write_text_atomic`,
+:func:`cgsurrogate.simulate.render.save_figure`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ STAGE_COLUMNS = ("stage", "level", "vars", "evals", "energy_kjmol", "fmax_kjmol_
 
 
 def stage_rows(result) -> list[dict]:
-    """One plain dict per stage of a :class:`optimize.relax.RelaxResult`, plus a total row.
+    """One plain dict per stage of a :class:`cgsurrogate.optimize.relax.RelaxResult`, plus a total row.
 
     Returns
     -------
@@ -65,8 +65,8 @@ def stage_table(result) -> str:
 
 
 def write_text(path, text: str) -> Path:
-    """Write ``text`` atomically (:func:`simulate.trajectory_io.write_text_atomic`)."""
-    from simulate.trajectory_io import write_text_atomic
+    """Write ``text`` atomically (:func:`cgsurrogate.simulate.trajectory_io.write_text_atomic`)."""
+    from cgsurrogate.simulate.trajectory_io import write_text_atomic
 
     return write_text_atomic(path, text)
 
@@ -110,7 +110,7 @@ def plot_relaxed_vs_reference(path, positions, energies, ref_positions=None, ref
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simulate.render import save_figure
+    from cgsurrogate.simulate.render import save_figure
 
     panels = [(np.asarray(positions, float), np.asarray(energies, float), labels[0])]
     if ref_positions is not None:
@@ -154,13 +154,13 @@ def write_relax_outputs(out_dir, result, *, params, load_force: float, energy_la
     Parameters
     ----------
     out_dir : folder (created)
-    result : optimize.relax.RelaxResult
+    result : cgsurrogate.optimize.relax.RelaxResult
     params : array [5] zJ
     load_force : float, kJ/mol/nm per loaded node
     energy_label : str  what was relaxed ("true energy" or the checkpoint path)
-    reference : dict, optional  output of :func:`optimize.references.openmm_minimize`
+    reference : dict, optional  output of :func:`cgsurrogate.optimize.references.openmm_minimize`
     true_parts : dict, optional  true-energy terms of the relaxed structure
-        (:func:`optimize.references.true_objective`), when a surrogate was relaxed
+        (:func:`cgsurrogate.optimize.references.true_objective`), when a surrogate was relaxed
     rest_positions : array [N, 3] nm, optional
     extra : dict, optional  more plain values for ``relax.json``
 
@@ -168,8 +168,8 @@ def write_relax_outputs(out_dir, result, *, params, load_force: float, energy_la
     -------
     dict of the paths written (``xyz``, ``table``, ``json``, ``png``).
     """
-    from optimize.references import rmsd
-    from simulate.trajectory_io import write_extxyz
+    from cgsurrogate.optimize.references import rmsd
+    from cgsurrogate.simulate.trajectory_io import write_extxyz
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -217,11 +217,11 @@ def load_model_for_relax(path):
 
     Parameters
     ----------
-    path : str or Path of a checkpoint written by ``surrogate.checkpoint.save_checkpoint``
+    path : str or Path of a checkpoint written by ``cgsurrogate.surrogate.checkpoint.save_checkpoint``
 
     Returns
     -------
-    surrogate.energy_function.SurrogateEnergy
+    cgsurrogate.surrogate.interfaces.energy_function.SurrogateEnergy
 
     Raises
     ------
@@ -231,8 +231,8 @@ def load_model_for_relax(path):
     """
     import torch
 
-    from simulate.microtubule import microtubule_topology
-    from surrogate.energy_function import load_surrogate
+    from cgsurrogate.simulate.microtubule import microtubule_topology
+    from cgsurrogate.surrogate.interfaces.energy_function import load_surrogate
 
     path = Path(path)
     energy = load_surrogate(path, dtype=torch.float64)
@@ -255,13 +255,13 @@ def run_relax(out_dir, params, *, model=None, load: float = 1.0, schedule="defau
     out_dir : folder for ``relaxed.xyz``, ``stages.txt``, ``relax.json``, ``relaxed.png``
     params : array [5] zJ
     model : path of a surrogate checkpoint, optional
-        None relaxes the true energy function (``simulate.energy.TrueEnergy``), so the
+        None relaxes the true energy function (``cgsurrogate.simulate.energy.TrueEnergy``), so the
         optimiser can be judged on its own.
     load : float
         Load as a multiple of the protocol's full load (9e-14 N = 0.0542 kJ/mol/nm per
         monomer of the last two turns, along -y); 0 for none.
     schedule, optimizer, coarse_space, prolongation_kind, tol, max_evals :
-        see :func:`optimize.relax.relax` (None: its defaults)
+        see :func:`cgsurrogate.optimize.relax.relax` (None: its defaults)
     perturb : float
         Standard deviation (nm) of a Gaussian perturbation of the free nodes' start.
     seed : int
@@ -276,11 +276,11 @@ def run_relax(out_dir, params, *, model=None, load: float = 1.0, schedule="defau
     dict with ``result`` (RelaxResult), ``paths``, ``reference`` (dict or None),
     ``true`` (true-energy terms of the relaxed structure), ``rmsd_nm``.
     """
-    from optimize import relax as R
-    from optimize.references import openmm_minimize, rmsd, true_objective
-    from simulate.energy import TrueEnergy
-    from simulate.microtubule import LOAD_FORCE_KJMOL_NM, microtubule_topology
-    from surrogate.hierarchy import microtubule_hierarchy
+    from cgsurrogate.optimize import relax as R
+    from cgsurrogate.optimize.references import openmm_minimize, rmsd, true_objective
+    from cgsurrogate.simulate.energy import TrueEnergy
+    from cgsurrogate.simulate.microtubule import LOAD_FORCE_KJMOL_NM, microtubule_topology
+    from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
 
     params = np.asarray(params, dtype=np.float64).reshape(-1)
     if not math.isfinite(load):

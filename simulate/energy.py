@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from simulate.microtubule import ZJ_TO_KJMOL, Topology, microtubule_topology
+from cgsurrogate.simulate.microtubule import ZJ_TO_KJMOL, Topology, microtubule_topology
 
 
 class TrueEnergy(torch.nn.Module):

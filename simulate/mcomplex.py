@@ -302,7 +302,7 @@ def write_mcomplex_dataset(path, n_complex: int = 3, average_size: int = 3, n_sy
     meta = dict(kind="mcomplex", n_complex=n_complex, average_size=average_size, n_systems=n_systems,
                 size_sets=size_sets, n_steps=n_steps, sample_every=SAMPLE_EVERY, dt=DT,
                 input_frame=INPUT_FRAME, target_frame=TARGET_FRAME, seed=seed,
-                units="dimensionless (generator units)", generator="simulate.mcomplex")
+                units="dimensionless (generator units)", generator="cgsurrogate.simulate.mcomplex")
     arrays["metadata"] = np.array(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from simulate.tube import LATERAL, LONGITUDINAL, SEAM, Tube
+from cgsurrogate.simulate.tube import LATERAL, LONGITUDINAL, SEAM, Tube
 
 AVOGADRO = 6.02214076e23
 #: 1 zJ in kJ/mol.

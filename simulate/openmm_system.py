@@ -11,7 +11,7 @@ Force field (Scott & Mjolsness 2021, table 1) in the LAMMPS harmonic convention
 Force groups
 ------------
 ``BOND_GROUP`` (0) bonds, ``ANGLE_GROUP`` (1) angles: together the internal energy,
-which the torch :class:`simulate.energy.TrueEnergy` reproduces and splits per particle.
+which the torch :class:`cgsurrogate.simulate.energy.TrueEnergy` reproduces and splits per particle.
 ``LOAD_GROUP`` (2): the external load, a ``CustomExternalForce`` ``E = s f y`` on each
 loaded particle (force ``-s f`` along y), with the global parameter ``s``
 (``LOAD_SCALE_PARAM``, the ramp fraction: 1 = full load).
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulate.microtubule import (
+from cgsurrogate.simulate.microtubule import (
     LOAD_FORCE_KJMOL_NM,
     MONOMER_MASS_AMU,
     PARAM_NAMES,

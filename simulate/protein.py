@@ -3,7 +3,7 @@
 :func:`run_protein_md` writes ``topology.pdb`` (the protonated, minimised structure),
 ``trajectory.dcd`` (a frame every ``report_every_ps``, default 10 ps) and ``metadata.json``
 (protocol, units, software versions, measured ns/day) into an output folder; MDAnalysis reads the
-pair directly (``data.protein.load_protein_trajectory([(topology.pdb, trajectory.dcd)])``).
+pair directly (``cgsurrogate.data.protein.load_protein_trajectory([(topology.pdb, trajectory.dcd)])``).
 The run saves an OpenMM XML state after every frame (written atomically) and resumes from it.
 Units: OpenMM's (nm, ps, kJ/mol, K).
 """

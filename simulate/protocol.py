@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from simulate.microtubule import LOAD_FORCE_KJMOL_NM, TIMESTEP_PS
+from cgsurrogate.simulate.microtubule import LOAD_FORCE_KJMOL_NM, TIMESTEP_PS
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Run a batch of microtubule replicas through a loading protocol in OpenMM.
 
-All replicas live in one OpenMM ``System`` (see :mod:`simulate.openmm_system`), so a
+All replicas live in one OpenMM ``System`` (see :mod:`cgsurrogate.simulate.openmm_system`), so a
 batch of parameter sets is one simulation. For every saved frame the per-particle
-energy is the LAMMPS ``pe/atom`` split computed by :class:`simulate.energy.TrueEnergy`
+energy is the LAMMPS ``pe/atom`` split computed by :class:`cgsurrogate.simulate.energy.TrueEnergy`
 on the saved positions in float64; its sum over the System is checked against the
 internal (bond + angle) energy OpenMM reports for the same coordinates.
 """
@@ -11,15 +11,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from simulate.energy import TrueEnergy
-from simulate.microtubule import Topology, microtubule_topology
-from simulate.openmm_system import (
+from cgsurrogate.simulate.energy import TrueEnergy
+from cgsurrogate.simulate.microtubule import Topology, microtubule_topology
+from cgsurrogate.simulate.openmm_system import (
     build_microtubule_system,
     get_platform,
     microtubule_positions,
     platform_properties,
 )
-from simulate.protocol import Protocol
+from cgsurrogate.simulate.protocol import Protocol
 
 #: Largest relative difference allowed between OpenMM's internal energy and the torch sum.
 ENERGY_CHECK_RTOL = 1e-4

@@ -15,7 +15,7 @@ By default the tasks run on a ``distributed.LocalCluster`` on this machine;
 ``scheduler="tcp://host:8786"`` sends them to an existing Dask cluster (for example
 dask-jobqueue on SLURM, one worker per GPU). Workers need this package installed.
 
-The on-disk format is described in :mod:`data.microtubule`.
+The on-disk format is described in :mod:`cgsurrogate.data.microtubule`.
 """
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from simulate.microtubule import (
+from cgsurrogate.simulate.microtubule import (
     GRID_VALUES,
     MONOMER_MASS_AMU,
     PARAM_NAMES,
     PARAM_UNITS,
     microtubule_topology,
 )
-from simulate.protocol import Protocol
+from cgsurrogate.simulate.protocol import Protocol
 
 FORMAT_NAME = "cgsurrogate-microtubule-sweep"
 FORMAT_VERSION = 1
@@ -262,7 +262,7 @@ def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int,
     (nm at the last frame per run), ``max_speed`` (nm/ps at the last frame per run),
     ``seconds`` and ``energy_check``.
     """
-    from simulate.replicas import run_replicas, tip_deflection
+    from cgsurrogate.simulate.replicas import run_replicas, tip_deflection
 
     t0 = time.time()
     proto = Protocol.from_dict(protocol)
@@ -459,16 +459,16 @@ def write_run_extras(out_dir, run_id: int = 0) -> dict:
     """Write the trajectory (extended XYZ) and a PNG of one completed run's last frame.
 
     Files: ``<out_dir>/trajectory_run_<id>.xyz`` (every frame, per-particle energies;
-    see :mod:`simulate.trajectory_io`) and ``<out_dir>/tube_run_<id>.png`` (the bent
+    see :mod:`cgsurrogate.simulate.trajectory_io`) and ``<out_dir>/tube_run_<id>.png`` (the bent
     tube coloured by per-monomer energy, over the resting tube).
 
     Returns
     -------
     dict with the two paths and the run's final tip deflection (nm).
     """
-    from simulate.render import render_tube
-    from simulate.replicas import tip_deflection
-    from simulate.trajectory_io import write_extxyz
+    from cgsurrogate.simulate.render import render_tube
+    from cgsurrogate.simulate.replicas import tip_deflection
+    from cgsurrogate.simulate.trajectory_io import write_extxyz
 
     path = run_path(out_dir, run_id)
     if not run_is_complete(path):

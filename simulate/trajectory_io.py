@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulate.microtubule import PARAM_NAMES, microtubule_topology
+from cgsurrogate.simulate.microtubule import PARAM_NAMES, microtubule_topology
 
 #: kJ/mol -> eV.
 KJMOL_TO_EV = 1.0 / 96.48533212331

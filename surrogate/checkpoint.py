@@ -7,7 +7,7 @@ unpickled). Keys:
 ``format`` ("cgsurrogate-gcn-checkpoint"), ``format_version`` (int, currently 1),
 ``model_name``, ``model_config`` (plain dict; ``build_model(hierarchy=h, **model_config)``
 rebuilds the architecture), ``state_dict`` (weights, including an A-GPCN's trained P),
-``normalizer`` (per-node mean/std tensors, see ``data.microtubule.Normalizer``),
+``normalizer`` (per-node mean/std tensors, see ``cgsurrogate.data.microtubule.Normalizer``),
 ``hierarchy`` (``Hierarchy.state_dict()`` or ``None`` for the default microtubule one),
 ``units`` (of inputs and outputs), ``dataset`` (``path``, ``hash``, ``parameter_ranges``,
 run ids), ``metrics`` (e.g. best validation NMSE, epochs, FLOPs), ``optimizer``
@@ -73,7 +73,7 @@ def parameter_ranges(X: torch.Tensor, names=None) -> dict:
     """Min/max of the five strength parameters (feature columns 6-10) over samples
     ``X [M, N, 11]`` (zJ units), as ``{name: [min, max]}``."""
     if names is None:
-        from simulate.microtubule import PARAM_NAMES as names
+        from cgsurrogate.simulate.microtubule import PARAM_NAMES as names
     p = X[..., 6:11].reshape(-1, 5)
     return {n: [float(p[:, i].min()), float(p[:, i].max())] for i, n in enumerate(names)}
 
@@ -93,7 +93,7 @@ def save_checkpoint(path, model, normalizer, hierarchy, *, dataset_info: dict, m
     Parameters
     ----------
     path : path of the ``.pt`` file
-    model : module built by ``surrogate.models.build_model`` (has ``config``)
+    model : module built by ``cgsurrogate.surrogate.gcn.registry.build_model`` (has ``config``)
     normalizer : Normalizer or its state dict
     hierarchy : Hierarchy, its state dict, or None (default microtubule hierarchy)
     dataset_info : dict (``path``, ``hash``, ``parameter_ranges``, ...; plain values)
@@ -108,7 +108,7 @@ def save_checkpoint(path, model, normalizer, hierarchy, *, dataset_info: dict, m
     path = Path(path)
     config = getattr(model, "config", None)
     if not isinstance(config, dict) or "name" not in config:
-        raise ValueError("model has no build_model config; build it with surrogate.models.build_model")
+        raise ValueError("model has no build_model config; build it with cgsurrogate.surrogate.gcn.registry.build_model")
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -166,12 +166,12 @@ def rebuild_model(ckpt: dict):
     (model, normalizer, hierarchy) ; hierarchy is None when the checkpoint stored none
     (the model was then built on the default microtubule hierarchy).
     """
-    from data.microtubule import Normalizer
-    from surrogate.models import build_model
+    from cgsurrogate.data.microtubule import Normalizer
+    from cgsurrogate.surrogate.gcn.registry import build_model
 
     hierarchy = None
     if ckpt.get("hierarchy") is not None:
-        from surrogate.hierarchy import Hierarchy
+        from cgsurrogate.surrogate.graphs.hierarchy import Hierarchy
 
         hierarchy = Hierarchy.from_state_dict(ckpt["hierarchy"])
     cfg = dict(ckpt["model_config"])

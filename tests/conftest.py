@@ -24,7 +24,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def topology():
-    from simulate.microtubule import microtubule_topology
+    from cgsurrogate.simulate.microtubule import microtubule_topology
 
     return microtubule_topology()
 
@@ -52,8 +52,8 @@ def pair_pool():
 @pytest.fixture
 def small_hierarchy(pair_pool):
     """A fresh 3-level hierarchy Tube(8,4,1) -> Tube(4,4,0) -> Tube(2,4,0) of turn-pair poolings."""
-    from simulate.tube import Tube
-    from surrogate.hierarchy import Hierarchy
+    from cgsurrogate.simulate.tube import Tube
+    from cgsurrogate.surrogate.graphs.hierarchy import Hierarchy
 
     return Hierarchy([Tube(8, 4, 1), Tube(4, 4, 0), Tube(2, 4, 0)], [pair_pool(8, 4), pair_pool(4, 4)])
 
@@ -68,11 +68,11 @@ TINY_PARAM_SETS = (
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    """A 6-run microtubule dataset folder written by ``simulate.sweep.run_sweep`` (about 15 s)."""
+    """A 6-run microtubule dataset folder written by ``cgsurrogate.simulate.sweep.run_sweep`` (about 15 s)."""
     import dataclasses
 
-    from simulate.protocol import Protocol
-    from simulate.sweep import run_sweep
+    from cgsurrogate.simulate.protocol import Protocol
+    from cgsurrogate.simulate.sweep import run_sweep
 
     root = tmp_path_factory.mktemp("mt_tiny")
     proto = dataclasses.replace(Protocol.short(), ramp_steps=400, hold_steps=400, save_every=100, ramp_increments=4)
@@ -86,7 +86,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 def tiny_checkpoint(tiny_dataset, tmp_path_factory) -> Path:
     """A 3-level GPCN trained through the CLI (``cli.py train``) for 3 short epochs on
     ``tiny_dataset``; path of its ``best.pt``."""
-    import cli
+    from cgsurrogate import cli
 
     out = tmp_path_factory.mktemp("gpcn3")
     rc = cli.main(["train", "--data", str(tiny_dataset), "--model", "gpcn-3", "--epochs", "3",

@@ -34,7 +34,7 @@ def _run(cmd, cwd):
 def test_usage_section_covers_every_way_of_using_the_toolkit():
     snippets = usage_snippets()
     code = "\n".join(c for _, c in snippets)
-    for needle in ("SurrogateCalculator", "VelocityVerlet", "cli.py predict", "from surrogate.prediction import predict",
+    for needle in ("SurrogateCalculator", "VelocityVerlet", "cli.py predict", "from cgsurrogate.surrogate.interfaces.prediction import predict",
                    "cli.py relax", "surrogate_system", "MLPotential"):
         assert needle in code, needle
 
@@ -51,8 +51,8 @@ def test_readme_usage_snippets_run_as_written(tiny_checkpoint, tmp_path):
             _run([sys.executable, str(REPO / "cli.py"), *args[2:]], tmp_path)
 
     # What the snippets wrote is what they claim, checked against independent computations.
-    from simulate.energy import TrueEnergy
-    from surrogate.energy_function import load_surrogate
+    from cgsurrogate.simulate.energy import TrueEnergy
+    from cgsurrogate.surrogate.interfaces.energy_function import load_surrogate
 
     frames = ase.io.read(tmp_path / "md.xyz", ":")
     assert len(frames) == 11 and len(frames[0]) == 624

@@ -1,0 +1,41 @@
+"""cgsurrogate: differentiable coarse-grained MD surrogates, prolongation hierarchies and
+coarse-to-fine relaxation.
+
+The distribution installs this one package; its subpackages are
+``cgsurrogate.simulate`` (OpenMM systems and sweeps), ``cgsurrogate.data`` (datasets and
+loaders), ``cgsurrogate.surrogate`` (graphs, models, training, interfaces) and
+``cgsurrogate.optimize`` (relaxation). The names below are the public entry points; they are
+imported on first use so that ``import cgsurrogate`` (and ``cgsurrogate --help``) stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.2.0"
+
+#: public name -> module that defines it
+_EXPORTS = {
+    "TrueEnergy": "cgsurrogate.simulate.energy",
+    "run_sweep": "cgsurrogate.simulate.sweep",
+    "load_microtubule_splits": "cgsurrogate.data.microtubule",
+    "MicrotubuleDataset": "cgsurrogate.data.microtubule",
+    "load_surrogate": "cgsurrogate.surrogate.interfaces.energy_function",
+    "SurrogateCalculator": "cgsurrogate.surrogate.interfaces.ase_calculator",
+    "surrogate_system": "cgsurrogate.surrogate.interfaces.openmm_force",
+    "predict": "cgsurrogate.surrogate.interfaces.prediction",
+    "relax": "cgsurrogate.optimize.relax",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cgsurrogate' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

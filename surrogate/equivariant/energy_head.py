@@ -1,0 +1,327 @@
+"""EGHN with the energy head on the microtubule dataset (same data, split and normaliser as GPCN).
+
+Graph per frame: positions (nm) and velocities (nm/ps) as the equivariant inputs; invariant node
+features ``[normalised five strengths, |v| (nm/ps)]``; A_global joins particles within two bonds
+(bond and angle partners: the range of the force field), A_local the 1232 bonds. The target is
+the normalised per-node energy (``Normalizer.normalize_y``), so the validation metric is the
+same NMSE the GPCN trainer reports.
+
+:class:`EGHNMicrotubuleEnergy` wraps a trained model with the call signature of
+``cgsurrogate.simulate.energy.TrueEnergy`` (positions [B, N, 3] nm, params [B, 5] zJ -> total [B],
+per-node [B, N] kJ/mol), so optimisers and calculators accept it like a GPCN surrogate.
+
+A trained model is saved as an ordinary surrogate checkpoint (``cgsurrogate.surrogate.checkpoint``, model name
+``"eghn-energy"``) by :func:`save_energy_checkpoint` or :func:`train_microtubule_energy`, and
+``cgsurrogate.surrogate.interfaces.energy_function.load_surrogate(path)`` returns it as an :class:`EGHNMicrotubuleEnergy`
+ready for the ASE calculator, the OpenMM force and the prediction API.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cgsurrogate.surrogate.equivariant.message_passing import collate_graphs
+
+PARAM_COLS = slice(6, 11)
+#: ``model_name`` of an EGHN energy checkpoint.
+MODEL_NAME = "eghn-energy"
+#: Number of strength parameters (``cgsurrogate.simulate.microtubule.PARAM_NAMES``).
+NUM_PARAMS = 5
+
+
+def two_hop_edge_index(bonds: np.ndarray, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Directed edges within two bonds and a bond indicator.
+
+    Returns
+    -------
+    edge_index : LongTensor [2, E];  is_bond : Tensor [E, 1]
+    """
+    from cgsurrogate.data.mocap import two_hop_edges  # same construction as the skeleton graphs
+    ei, is_bond = two_hop_edges(np.asarray(bonds), n)
+    return torch.as_tensor(ei), torch.as_tensor(is_bond, dtype=torch.float32).unsqueeze(1)
+
+
+class MicrotubuleGraphs:
+    """Builds EGHN graphs from microtubule samples.
+
+    Parameters
+    ----------
+    bonds : int array [B, 2]
+    num_nodes : int
+    normalizer : cgsurrogate.data.microtubule.Normalizer
+    """
+
+    def __init__(self, bonds, num_nodes: int, normalizer):
+        self.n = num_nodes
+        self.bonds = np.asarray(bonds)
+        self.edge_index, self.edge_attr = two_hop_edge_index(bonds, num_nodes)
+        b = torch.as_tensor(np.asarray(bonds)).T
+        self.local_edge_index = torch.cat([b, b.flip(0)], 1)
+        self.local_edge_attr = torch.ones(self.local_edge_index.shape[1], 1)
+        self.normalizer = normalizer
+
+    def graph(self, x: torch.Tensor, y_norm: torch.Tensor | None = None) -> dict:
+        """One frame.
+
+        Parameters
+        ----------
+        x : Tensor [N, 11]  raw features (positions nm, velocities nm/ps, strengths zJ)
+        y_norm : Tensor [N, 1], optional  normalised per-node energy
+        """
+        nx = self.normalizer.normalize_x(x.to(torch.float64).unsqueeze(0))[0].to(x.dtype)
+        vel = x[:, 3:6]
+        h = torch.cat([nx[:, PARAM_COLS], vel.norm(dim=1, keepdim=True)], 1)
+        return dict(pos=x[:, :3], vel=vel, h=h, edge_index=self.edge_index, edge_attr=self.edge_attr,
+                    local_edge_index=self.local_edge_index, local_edge_attr=self.local_edge_attr,
+                    target=y_norm)
+
+    def graphs(self, X: torch.Tensor, Y: torch.Tensor) -> list[dict]:
+        """Graphs of a stack of frames ``X`` [M, N, 11] with raw energies ``Y`` [M, N, 1] (kJ/mol)."""
+        Yn = self.normalizer.normalize_y(Y.to(torch.float64)).to(torch.float32)
+        return [self.graph(X[i].float(), Yn[i]) for i in range(X.shape[0])]
+
+
+class EGHNMicrotubuleEnergy(nn.Module):
+    """A trained energy-head EGHN as a differentiable energy function.
+
+    Parameters
+    ----------
+    model : cgsurrogate.surrogate.equivariant.eghn.EGHN with ``head="energy"``
+    builder : MicrotubuleGraphs
+        Graph construction and the normaliser of the training data.
+    info : dict, optional
+        Plain-python description (model name, units, dataset, metrics), set by ``load_surrogate``.
+
+    Notes
+    -----
+    Inputs are cast to the dtype and moved to the device of the network (float32 after
+    ``load_surrogate`` unless asked otherwise); the outputs come back in the dtype of
+    ``positions``. The energy is invariant, and the forces ``-dE/dx`` equivariant, under
+    rotations, reflections and translations of positions (velocities rotated alike).
+    """
+
+    #: The prediction API passes a file's velocities (nm/ps) to models that take them.
+    takes_velocities = True
+
+    def __init__(self, model: nn.Module, builder: MicrotubuleGraphs, info: dict | None = None):
+        super().__init__()
+        if getattr(model, "energy_head", None) is None:
+            raise ValueError("EGHNMicrotubuleEnergy needs an EGHN built with head='energy'")
+        self.model, self.builder = model, builder
+        self.info = dict(info or {})
+
+    @property
+    def num_nodes(self) -> int:
+        """Number of particles ``N`` the graphs are built for."""
+        return int(self.builder.n)
+
+    @property
+    def num_params(self) -> int:
+        """Number of strength parameters (5)."""
+        return NUM_PARAMS
+
+    @property
+    def config(self) -> dict:
+        """Plain-python description that rebuilds the architecture (see :func:`energy_from_checkpoint`):
+        ``name`` ("eghn-energy"), ``num_nodes`` and ``eghn`` (the EGHN's own ``config``)."""
+        return {"name": MODEL_NAME, "num_nodes": self.num_nodes, "eghn": dict(self.model.config)}
+
+    def forward(self, positions: torch.Tensor, params: torch.Tensor, velocities: torch.Tensor | None = None):
+        """Energies in kJ/mol.
+
+        Parameters
+        ----------
+        positions : Tensor [B, N, 3] or [N, 3], nm
+        params : Tensor [B, 5] or [5], zJ (order ``cgsurrogate.simulate.microtubule.PARAM_NAMES``)
+        velocities : Tensor [B, N, 3] or [N, 3], nm/ps, optional (zeros)
+
+        Returns
+        -------
+        total : Tensor [B] (scalar for unbatched input), kJ/mol
+        per_node : Tensor [B, N] (or [N]), kJ/mol; sums to ``total``.
+
+        Raises
+        ------
+        ValueError
+            Positions, parameters or velocities of the wrong shape (e.g. another particle count).
+        """
+        positions = torch.as_tensor(positions)
+        squeeze = positions.dim() == 2
+        if squeeze:
+            positions = positions[None]
+        N = self.num_nodes
+        if positions.dim() != 3 or tuple(positions.shape[1:]) != (N, 3):
+            raise ValueError(f"positions have shape {tuple(positions.shape)}, expected [B, {N}, 3] (nm)")
+        B = positions.shape[0]
+        p = torch.as_tensor(params)
+        if p.dim() == 1:
+            p = p[None]
+        if p.dim() == 2 and p.shape[0] == 1 and B > 1:
+            p = p.expand(B, -1)
+        if tuple(p.shape) != (B, NUM_PARAMS):
+            raise ValueError(f"params have shape {tuple(torch.as_tensor(params).shape)}, "
+                             f"expected [{B}, {NUM_PARAMS}] (zJ)")
+        first = next(self.model.parameters())
+        dtype, device = first.dtype, first.device
+        if velocities is None:
+            vel = torch.zeros(B, N, 3, dtype=dtype, device=device)
+        else:
+            vel = torch.as_tensor(velocities)
+            if vel.dim() == 2:
+                vel = vel[None]
+            if tuple(vel.shape) != (B, N, 3):
+                raise ValueError(f"velocities have shape {tuple(vel.shape)}, expected [{B}, {N}, 3] (nm/ps)")
+        X = torch.cat([positions.to(device=device, dtype=dtype), vel.to(device=device, dtype=dtype),
+                       p.to(device=device, dtype=dtype)[:, None, :].expand(B, N, NUM_PARAMS)], -1)
+        g = collate_graphs([self.builder.graph(X[b]) for b in range(B)]).to(device, dtype)
+        _, aux = self.model(g)
+        e = aux["node_energy"].view(B, N, 1).to(torch.float64)
+        per_node = self.builder.normalizer.denormalize_y(e)[..., 0]
+        if positions.dtype.is_floating_point:
+            per_node = per_node.to(positions.dtype)
+        total = per_node.sum(1)
+        if squeeze:
+            return total[0], per_node[0]
+        return total, per_node
+
+
+def save_energy_checkpoint(path, energy: EGHNMicrotubuleEnergy, *, dataset_info: dict, metrics: dict) -> Path:
+    """Write an EGHN energy model as a surrogate checkpoint (``cgsurrogate.surrogate.checkpoint`` format).
+
+    Parameters
+    ----------
+    path : path of the ``.pt`` file (written atomically)
+    energy : EGHNMicrotubuleEnergy
+    dataset_info : dict of plain values (``path``, ``hash``, ``parameter_ranges``, run ids, ...)
+    metrics : dict of plain values (e.g. ``best_val_nmse``)
+
+    Returns
+    -------
+    Path of the written file. ``model_name`` is ``"eghn-energy"``, ``model_config`` is
+    ``energy.config``, ``hierarchy`` is None and ``extra["bonds"]`` (LongTensor [E, 2]) holds the
+    bonds the graphs are built from.
+    """
+    from cgsurrogate.surrogate.checkpoint import save_checkpoint
+
+    bonds = torch.as_tensor(np.asarray(energy.builder.bonds), dtype=torch.long)
+    return save_checkpoint(path, energy, energy.builder.normalizer, None, dataset_info=dataset_info,
+                           metrics=metrics, extra={"bonds": bonds})
+
+
+def energy_from_checkpoint(ckpt: dict, info: dict | None = None) -> EGHNMicrotubuleEnergy:
+    """Rebuild an :class:`EGHNMicrotubuleEnergy` (eval mode, float32, CPU) from a loaded checkpoint.
+
+    Parameters
+    ----------
+    ckpt : dict from ``cgsurrogate.surrogate.checkpoint.load_checkpoint`` with ``model_name == "eghn-energy"``
+    info : dict, optional
+        Stored as the module's ``info``.
+
+    Raises
+    ------
+    ValueError
+        The configuration, normaliser or weights do not describe an EGHN energy model.
+    """
+    from cgsurrogate.data.microtubule import Normalizer
+    from cgsurrogate.surrogate.equivariant.eghn import EGHN
+
+    cfg = ckpt.get("model_config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("eghn"), dict) or "num_nodes" not in cfg:
+        raise ValueError("EGHN energy checkpoint: model_config lacks 'eghn' or 'num_nodes'")
+    if ckpt.get("normalizer") is None:
+        raise ValueError("EGHN energy checkpoint: no normalizer stored")
+    eghn_cfg = dict(cfg["eghn"])
+    eghn_cfg.pop("name", None)
+    if eghn_cfg.get("head") != "energy":
+        raise ValueError(f"EGHN energy checkpoint: head is {eghn_cfg.get('head')!r}, expected 'energy'")
+    try:
+        model = EGHN(**eghn_cfg)
+    except TypeError as exc:
+        raise ValueError(f"EGHN energy checkpoint: bad model_config ({exc})") from None
+    bonds = (ckpt.get("extra") or {}).get("bonds")
+    if bonds is None:
+        from cgsurrogate.simulate.microtubule import microtubule_topology
+
+        bonds = microtubule_topology().bonds
+    builder = MicrotubuleGraphs(np.asarray(torch.as_tensor(bonds)), int(cfg["num_nodes"]),
+                                Normalizer.from_state_dict(ckpt["normalizer"]))
+    energy = EGHNMicrotubuleEnergy(model, builder, info=info)
+    try:
+        energy.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint weights do not fit model {MODEL_NAME!r}: {str(exc).splitlines()[0]}") from None
+    return energy.eval()
+
+
+def train_microtubule_energy(data, out, *, epochs: int = 20, batches_per_epoch: int | None = 20,
+                             batch_size: int = 8, hidden: int = 32, n_clusters: int = 24, layers_per_block: int = 2,
+                             pool_layers: int = 1, lr: float = 1e-3, lambda_conn: float = 0.1, seed: int = 0,
+                             val_fraction: float = 0.2, max_val_samples: int | None = 48, device: str = "cpu",
+                             progress: bool = True) -> dict:
+    """Train the EGHN energy head on a microtubule dataset and write a surrogate checkpoint.
+
+    Same split by run and normaliser as the GPCN trainer (``cgsurrogate.data.microtubule.load_microtubule_splits``);
+    the loss is the per-node NMSE plus ``lambda_conn`` times the connectivity loss; the weights kept
+    are those of the best validation epoch. Defaults are the reduced preset of ``bench/eghn_tables.py``.
+
+    Parameters
+    ----------
+    data : path of the dataset folder (``metadata.json``, ``runs/``)
+    out : path of the output folder: ``best.pt`` (the checkpoint, load with
+        ``cgsurrogate.surrogate.interfaces.energy_function.load_surrogate``) and ``train_state.pt`` (training state; a
+        re-run with the same ``out`` resumes and extends to a larger ``epochs``)
+    epochs, batches_per_epoch, batch_size, lr, seed : optimisation (batches of frames of N particles)
+    hidden, n_clusters, layers_per_block, pool_layers, lambda_conn : EGHN architecture and loss
+    val_fraction : fraction of runs held out for validation
+    max_val_samples : int, optional
+        Validate on this many evenly spaced validation frames (all when None).
+    device : torch device for training
+    progress : show a tqdm bar
+
+    Returns
+    -------
+    dict
+        ``checkpoint`` (Path of ``best.pt``), ``best_val_nmse``, ``best_epoch``, ``epochs_run``,
+        ``n_train``, ``n_val`` (frames), ``params`` (weights count).
+    """
+    from cgsurrogate.data.microtubule import load_microtubule_splits
+    from cgsurrogate.surrogate.checkpoint import dataset_fingerprint, parameter_ranges
+    from cgsurrogate.surrogate.train.dynamics_trainer import TrainConfig, build_dynamics_model, train_dynamics
+
+    if min(epochs, batch_size, hidden, n_clusters) < 1:
+        raise ValueError("epochs, batch_size, hidden and n_clusters must be positive")
+    out = Path(out)
+    tr, va, norm = load_microtubule_splits(data, val_fraction, seed)
+    if va is None:
+        raise ValueError(f"{data}: needs at least two runs to hold one out for validation")
+    X, Y = tr.tensors()
+    Xv, Yv = va.tensors()
+    info = dataset_fingerprint(data, tr.run_ids + va.run_ids)
+    info.update({"parameter_ranges": parameter_ranges(X), "train_ids": list(tr.run_ids), "val_ids": list(va.run_ids),
+                 "val_fraction": float(val_fraction), "split_seed": int(seed),
+                 "units": dict(tr.metadata.get("units", {}))})
+    if max_val_samples and Xv.shape[0] > max_val_samples:
+        idx = np.linspace(0, Xv.shape[0] - 1, max_val_samples).round().astype(int)
+        Xv, Yv = Xv[idx], Yv[idx]
+    builder = MicrotubuleGraphs(tr.topology.bonds, tr.num_nodes, norm)
+    G, Gv = builder.graphs(X, Y), builder.graphs(Xv, Yv)
+    del X, Y
+    torch.manual_seed(seed)
+    model = build_dynamics_model("eghn", 6, 1, 1, [n_clusters], hidden=hidden, layers_per_block=layers_per_block,
+                                 pool_layers=pool_layers, head="energy", lambda_conn=lambda_conn)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=1, seed=seed, device=device)
+    r = train_dynamics(model, G, Gv, None, cfg, lambda_conn=lambda_conn, checkpoint=out / "train_state.pt",
+                       progress=progress, dataset_info=info, task="energy", batches_per_epoch=batches_per_epoch,
+                       eval_batch_size=batch_size)
+    energy = EGHNMicrotubuleEnergy(model.cpu().eval(), builder)
+    metrics = {"best_val_nmse": float(r["best_val_mse"]), "best_epoch": int(r["best_epoch"]),
+               "epochs_run": int(r["epochs_run"]), "n_train": len(G), "n_val": len(Gv),
+               "params": int(sum(x.numel() for x in model.parameters())),
+               "train_config": {"epochs": epochs, "batches_per_epoch": batches_per_epoch, "batch_size": batch_size,
+                                "lr": lr, "lambda_conn": lambda_conn, "seed": seed}}
+    path = save_energy_checkpoint(out / "best.pt", energy, dataset_info=info, metrics=metrics)
+    return {"checkpoint": path, "best_val_nmse": metrics["best_val_nmse"], "best_epoch": metrics["best_epoch"],
+            "epochs_run": metrics["epochs_run"], "n_train": len(G), "n_val": len(Gv), "params": metrics["params"]}

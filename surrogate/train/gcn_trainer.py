@@ -1,0 +1,476 @@
+"""Training of the GCN-family surrogates (paper sec. 4.1 and 4.3).
+
+Protocol (sec. 4.1): Adam with default hyper-parameters (lr 1e-3, betas 0.9/0.999), batch
+size 8, epochs of 20 batches (the paper runs 1000 epochs), loss = mean squared error of the
+normalised per-node energy. Splits and batches depend only on the seed, so every model sees
+the same training/validation runs and the same batches: epoch ``e`` draws its 20 x 8 sample
+indices from a permutation seeded by ``(seed, e)``. After each epoch the validation NMSE
+(mean squared error on normalised targets over the validation set) and its minimum so far
+are logged to ``log.csv`` together with the FLOPs charged so far (see :mod:`cgsurrogate.surrogate.gcn.flops`).
+``last.pt`` (every epoch) holds everything needed to resume; ``best.pt`` holds the weights
+with the lowest validation NMSE. Both are :mod:`cgsurrogate.surrogate.checkpoint` files.
+
+Schedules (sec. 4.3), for multilevel models (GPCN, A-GPCN; level 0 = fine graph). A *visit*
+of level ``l`` is one epoch (20 batches) in which only level ``l``'s parameters are updated
+(its GCN and, for an A-GPCN, the prolongation ``P_{l-1,l}`` feeding it); the forward pass
+and the loss always use the whole model at the fine scale.
+
+``all``
+    Default: every epoch trains all levels at once.
+``gammaG`` (G = 1, 2, 3)
+    Multigrid cycles with recursion parameter ``gamma``, repeated until the epochs run out:
+    ``MG(l) = [l]`` for the coarsest level, otherwise ``MG(l) = [l] + gamma * MG(l+1) + [l]``
+    (pre-smoothing visit, ``gamma`` coarse corrections, post-smoothing visit). With three
+    levels (0 fine, 1 intermediate, 2 coarse) one cycle visits:
+
+    - gamma1 (V-cycle): 0, 1, 2, 1, 0
+    - gamma2 (W-cycle): 0, 1, 2, 2, 1, 1, 2, 2, 1, 0
+    - gamma3: 0, 1, 2, 2, 2, 1, 1, 2, 2, 2, 1, 1, 2, 2, 2, 1, 0
+``gamma0``
+    The recursion above with ``gamma = 0`` would never leave the fine level; the paper does
+    not define it, so here ``gamma0`` is the one-way (sawtooth) sweep ``MG(l) = [l] + MG(l+1)``:
+    0, 1, 2, then repeat.
+``coarse-to-fine``
+    Phase 1: only the coarsest level is in the model (forward and training); once 10 epochs
+    pass without improving that phase's best validation NMSE, phase 2 adds the next finer
+    level (forward and training both), and so on until all levels train together for the rest
+    of the run. With three levels: {2}, then {1, 2}, then {0, 1, 2}.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cgsurrogate.surrogate.gcn.flops import forward_flops_by_level, training_step_flops
+
+SCHEDULES = ("all", "gamma0", "gamma1", "gamma2", "gamma3", "coarse-to-fine")
+LOG_COLUMNS = ("epoch", "forward_levels", "trained_levels", "train_loss", "val_nmse", "best_val_nmse",
+               "flops", "wall_s")
+
+
+def multigrid_cycle(gamma: int, num_levels: int) -> list[int]:
+    """Levels visited by one multigrid cycle (see the module docstring).
+
+    Parameters
+    ----------
+    gamma : int in {0, 1, 2, 3, ...}
+    num_levels : int >= 1
+
+    Returns
+    -------
+    list of int (0 = finest level).
+    """
+    if gamma < 0 or num_levels < 1:
+        raise ValueError(f"multigrid cycle needs gamma >= 0 and num_levels >= 1, got {gamma}, {num_levels}")
+
+    def mg(level: int) -> list[int]:
+        if level == num_levels - 1:
+            return [level]
+        if gamma == 0:
+            return [level] + mg(level + 1)
+        inner: list[int] = []
+        for _ in range(gamma):
+            inner += mg(level + 1)
+        return [level] + inner + [level]
+
+    return mg(0)
+
+
+class Schedule:
+    """Which levels are in the forward pass and which are trained, epoch by epoch.
+
+    Parameters
+    ----------
+    name : one of :data:`SCHEDULES`
+    num_levels : int
+    patience : int
+        Epochs without improvement that end a coarse-to-fine phase (paper: 10).
+
+    Notes
+    -----
+    Call :meth:`levels` before an epoch and :meth:`update` with that epoch's validation NMSE
+    after it. :meth:`state_dict` / :meth:`load_state_dict` carry the state across resumes.
+    """
+
+    def __init__(self, name: str, num_levels: int, patience: int = 10):
+        if name not in SCHEDULES:
+            raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+        if name != "all" and num_levels < 2:
+            raise ValueError(f"schedule {name!r} needs a multilevel model (GPCN/A-GPCN), this one has 1 level")
+        self.name, self.num_levels, self.patience = name, int(num_levels), int(patience)
+        self.cycle = multigrid_cycle(int(name[-1]), self.num_levels) if name.startswith("gamma") else None
+        self.phase = 0
+        self.phase_best = float("inf")
+        self.since_improvement = 0
+
+    def levels(self, epoch: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(forward_levels, trained_levels)`` for epoch ``epoch`` (0-based)."""
+        everything = tuple(range(self.num_levels))
+        if self.name == "all":
+            return everything, everything
+        if self.cycle is not None:
+            return everything, (self.cycle[epoch % len(self.cycle)],)
+        active = tuple(range(self.num_levels - 1 - self.phase, self.num_levels))
+        return active, active
+
+    def update(self, val_nmse: float) -> None:
+        """Record an epoch's validation NMSE (advances coarse-to-fine phases)."""
+        if self.name != "coarse-to-fine":
+            return
+        if val_nmse < self.phase_best:
+            self.phase_best, self.since_improvement = float(val_nmse), 0
+        else:
+            self.since_improvement += 1
+        if self.since_improvement >= self.patience and self.phase < self.num_levels - 1:
+            self.phase += 1
+            self.phase_best, self.since_improvement = float("inf"), 0
+
+    def state_dict(self) -> dict:
+        """Plain-python state."""
+        return {"name": self.name, "num_levels": self.num_levels, "patience": self.patience, "phase": self.phase,
+                "phase_best": self.phase_best, "since_improvement": self.since_improvement}
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore from :meth:`state_dict`."""
+        if d["name"] != self.name or d["num_levels"] != self.num_levels:
+            raise ValueError(f"training state is for schedule {d['name']!r} with {d['num_levels']} levels, "
+                             f"not {self.name!r} with {self.num_levels}")
+        self.phase, self.phase_best, self.since_improvement = int(d["phase"]), float(d["phase_best"]), int(d["since_improvement"])
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (defaults: the paper's protocol except the epoch count).
+
+    Attributes
+    ----------
+    epochs : int            total epochs (paper: 1000)
+    batches_per_epoch : int (paper: 20)
+    batch_size : int        (paper: 8)
+    lr : float              Adam learning rate (Adam default 1e-3)
+    seed : int              seeds model init (by the caller), splits and batches
+    schedule : str          one of :data:`SCHEDULES`
+    patience : int          coarse-to-fine phase patience in epochs (paper: 10)
+    val_batch_size : int    samples per validation forward pass
+    """
+
+    epochs: int = 100
+    batches_per_epoch: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    seed: int = 0
+    schedule: str = "all"
+    patience: int = 10
+    val_batch_size: int = 32
+
+
+def epoch_batches(num_samples: int, epoch: int, seed: int, batches: int, batch_size: int) -> torch.Tensor:
+    """Sample indices of one epoch, ``[batches, batch_size]`` int64, a function of
+    ``(seed, epoch)`` only (identical across models and across resumes)."""
+    if num_samples < 1:
+        raise ValueError("no training samples")
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    need = batches * batch_size
+    reps = -(-need // num_samples)
+    idx = np.concatenate([rng.permutation(num_samples) for _ in range(reps)])[:need]
+    return torch.as_tensor(idx.reshape(batches, batch_size), dtype=torch.long)
+
+
+@torch.no_grad()
+def validation_nmse(model, X: torch.Tensor, Y: torch.Tensor, batch_size: int = 32) -> float:
+    """Mean squared error between ``model(X)`` and ``Y``, both normalised ([M, N, F], [M, N, 1])."""
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    for s in range(0, X.shape[0], batch_size):
+        pred = model(X[s:s + batch_size].to(device))
+        total += float(((pred - Y[s:s + batch_size].to(device)) ** 2).sum())
+        count += pred.numel()
+    model.train(was)
+    return total / max(count, 1)
+
+
+def _level_params(model, levels) -> list:
+    if hasattr(model, "level_parameters"):
+        out = []
+        for lv in levels:
+            out += model.level_parameters(lv)
+        return out
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _set_active(model, levels) -> None:
+    if hasattr(model, "active_levels"):
+        model.active_levels = tuple(sorted(levels))
+
+
+def _read_log(path: Path, upto_epoch: int) -> list[dict]:
+    rows = []
+    if path.is_file():
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if int(row["epoch"]) < upto_epoch:
+                    rows.append(row)
+    return rows
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r[k] for k in LOG_COLUMNS})
+    os.replace(tmp, path)
+
+
+def train(model, X_train: torch.Tensor, Y_train: torch.Tensor, X_val: torch.Tensor, Y_val: torch.Tensor,
+          config: TrainConfig, out_dir=None, *, normalizer=None, hierarchy=None, dataset_info=None,
+          progress: bool = True, desc: str | None = None, device=None) -> dict:
+    """Train ``model`` on normalised tensors; resumable when ``out_dir`` is given.
+
+    Parameters
+    ----------
+    model : module from :func:`cgsurrogate.surrogate.gcn.registry.build_model`, [B, N, F] -> [B, N, 1]
+    X_train, Y_train : [M, N, F], [M, N, 1] float32, normalised
+    X_val, Y_val : [V, N, F], [V, N, 1] float32, normalised
+    config : TrainConfig
+    out_dir : path, optional
+        Writes ``log.csv``, ``last.pt`` (every epoch, resumable) and ``best.pt``; when
+        ``last.pt`` exists training resumes from it (same model name/config required).
+    normalizer, hierarchy, dataset_info : stored in the checkpoints (see
+        :func:`cgsurrogate.surrogate.checkpoint.save_checkpoint`)
+    progress : bool
+        Show a tqdm bar over epochs.
+    device : torch device, optional
+        Where the model runs (data stay on the CPU; each batch is moved there).
+
+    Returns
+    -------
+    dict with ``history`` (list of per-epoch dicts as in ``log.csv``), ``best_val_nmse``,
+    ``best_epoch``, ``flops`` (total charged), ``epochs``.
+    """
+    from tqdm.auto import tqdm
+
+    from cgsurrogate.surrogate.checkpoint import load_checkpoint, save_checkpoint
+
+    num_levels = int(getattr(model, "num_levels", 1)) if hasattr(model, "level_parameters") else 1
+    schedule = Schedule(config.schedule, num_levels, config.patience)
+    per_level = forward_flops_by_level(model)
+    if len(per_level) != num_levels:  # flat ensembles: members are not schedule levels
+        per_level = [float(sum(per_level))]
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    start_epoch, flops, best, best_epoch, history = 0, 0.0, float("inf"), -1, []
+    best_state = None
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        last = out / "last.pt"
+        if last.is_file():
+            ck = load_checkpoint(last)
+            if ck["model_config"] != getattr(model, "config", None):
+                raise ValueError(f"{last}: was written for model {ck['model_config'].get('name')!r} with another "
+                                 f"configuration; use a new --out folder")
+            st = (ck.get("extra") or {}).get("training_state")
+            if st is None:
+                raise ValueError(f"{last}: holds no training state to resume from")
+            if st["config"]["schedule"] != config.schedule or st["config"]["seed"] != config.seed:
+                raise ValueError(f"{last}: was trained with schedule {st['config']['schedule']!r} seed "
+                                 f"{st['config']['seed']}; use a new --out folder")
+            model.load_state_dict(ck["state_dict"])
+            model.to(device)
+            if ck.get("optimizer") is not None:
+                optimizer.load_state_dict(ck["optimizer"])
+            schedule.load_state_dict(st["schedule"])
+            start_epoch, flops = int(st["epoch"]), float(st["flops"])
+            best, best_epoch = float(st["best_val_nmse"]), int(st["best_epoch"])
+            history = _read_log(out / "log.csv", start_epoch)
+    model.train()
+    metrics_base = {"model_flops_per_sample": per_level}
+    t0 = time.perf_counter() - (float(history[-1]["wall_s"]) if history else 0.0)
+    bar = tqdm(range(start_epoch, config.epochs), desc=desc or getattr(model, "name", "train"), unit="epoch",
+               disable=not progress, initial=start_epoch, total=config.epochs)
+    for epoch in bar:
+        fwd_levels, trained_levels = schedule.levels(epoch)
+        _set_active(model, fwd_levels)
+        params = _level_params(model, trained_levels)
+        batches = epoch_batches(X_train.shape[0], epoch, config.seed, config.batches_per_epoch, config.batch_size)
+        loss_sum = 0.0
+        for idx in batches:
+            optimizer.zero_grad(set_to_none=True)
+            pred = model(X_train[idx].to(device))
+            loss = torch.mean((pred - Y_train[idx].to(device)) ** 2)
+            loss.backward(inputs=params)
+            optimizer.step()
+            loss_sum += float(loss.detach())
+            flops += training_step_flops(per_level, len(idx), fwd_levels if num_levels > 1 else [0],
+                                         trained_levels if num_levels > 1 else [0])
+        val = validation_nmse(model, X_val, Y_val, config.val_batch_size)
+        schedule.update(val)
+        improved = val < best
+        if improved:
+            best, best_epoch = val, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        row = {"epoch": epoch, "forward_levels": " ".join(map(str, fwd_levels)),
+               "trained_levels": " ".join(map(str, trained_levels)), "train_loss": loss_sum / len(batches),
+               "val_nmse": val, "best_val_nmse": best, "flops": flops, "wall_s": time.perf_counter() - t0}
+        history.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3g}", val=f"{val:.3g}", best=f"{best:.3g}")
+        if out is not None:
+            _set_active(model, range(num_levels))
+            metrics = {**metrics_base, "best_val_nmse": best, "best_epoch": best_epoch, "epochs": epoch + 1,
+                       "flops": flops, "last_val_nmse": val}
+            state = {"epoch": epoch + 1, "flops": flops, "best_val_nmse": best, "best_epoch": best_epoch,
+                     "schedule": schedule.state_dict(), "config": asdict(config)}
+            common = dict(dataset_info=dataset_info or {}, metrics=metrics)
+            if improved:  # the levels that produced this validation error (coarse-to-fine may not use all yet)
+                save_checkpoint(out / "best.pt", model, normalizer, hierarchy, **common,
+                                extra={"active_levels": list(fwd_levels)})
+            _write_log(out / "log.csv", history)
+            save_checkpoint(out / "last.pt", model, normalizer, hierarchy, **common,
+                            extra={"training_state": state}, optimizer=optimizer)
+    bar.close()
+    _set_active(model, range(num_levels))
+    return {"history": history, "best_val_nmse": best, "best_epoch": best_epoch, "flops": flops,
+            "epochs": config.epochs, "best_state": best_state}
+
+
+def load_normalised_dataset(root, val_fraction: float = 0.2, seed: int = 0, max_val_samples: int | None = None):
+    """Load a microtubule dataset split by run, normalised with training statistics.
+
+    Parameters
+    ----------
+    root : path of the dataset folder
+    val_fraction, seed : the run split (``cgsurrogate.data.microtubule.split_runs``)
+    max_val_samples : int, optional
+        Keep an evenly spaced subset of this many validation samples (cheaper evaluation).
+
+    Returns
+    -------
+    dict with ``X_train``, ``Y_train``, ``X_val``, ``Y_val`` (normalised float32 tensors
+    [M, 624, 11] / [M, 624, 1]), ``normalizer``, ``dataset_info`` (path, hash, parameter
+    ranges, run ids, units) and ``train_ids``, ``val_ids``.
+    """
+    from cgsurrogate.data.microtubule import load_microtubule_splits
+
+    from cgsurrogate.surrogate.checkpoint import dataset_fingerprint, parameter_ranges
+
+    train_ds, val_ds, normalizer = load_microtubule_splits(root, val_fraction, seed)
+    if val_ds is None:
+        raise ValueError(f"{root}: needs at least two runs to hold one out for validation")
+    Xt, Yt = train_ds.tensors()
+    Xv, Yv = val_ds.tensors()
+    if max_val_samples is not None and Xv.shape[0] > max_val_samples:
+        keep = torch.linspace(0, Xv.shape[0] - 1, int(max_val_samples)).round().long()
+        Xv, Yv = Xv[keep], Yv[keep]
+    info = dataset_fingerprint(root, train_ds.run_ids + val_ds.run_ids)
+    info.update({"parameter_ranges": parameter_ranges(Xt), "train_ids": list(train_ds.run_ids),
+                 "val_ids": list(val_ds.run_ids), "val_fraction": float(val_fraction), "split_seed": int(seed),
+                 "units": dict(train_ds.metadata.get("units", {}))})
+    return {"X_train": normalizer.normalize_x(Xt).float(), "Y_train": normalizer.normalize_y(Yt).float(),
+            "X_val": normalizer.normalize_x(Xv).float(), "Y_val": normalizer.normalize_y(Yv).float(),
+            "normalizer": normalizer, "dataset_info": info, "train_ids": train_ds.run_ids, "val_ids": val_ds.run_ids}
+
+
+def train_from_dataset(data_dir, model_name: str, out_dir, *, schedule: str = "all", epochs: int = 100,
+                       seed: int = 0, val_fraction: float = 0.2, lr: float = 1e-3, batch_size: int = 8,
+                       batches_per_epoch: int = 20, max_val_samples: int | None = None, hierarchy=None,
+                       progress: bool = True, model_config: dict | None = None) -> dict:
+    """Train one model on a dataset folder and write ``log.csv``, ``last.pt``, ``best.pt``
+    into ``out_dir`` (resuming when ``last.pt`` is there). The model is initialised from
+    ``torch.manual_seed(seed)``; split and batches depend on ``seed`` only.
+
+    Returns
+    -------
+    dict as :func:`train` plus ``out_dir``.
+    """
+    from cgsurrogate.surrogate.gcn.registry import build_model
+
+    if not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"{data_dir}: dataset folder not found")
+    data = load_normalised_dataset(data_dir, val_fraction, seed, max_val_samples)
+    if hierarchy is None:
+        from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
+
+        hierarchy = microtubule_hierarchy(levels=3)
+    torch.manual_seed(seed)
+    model = build_model(model_name, hierarchy=hierarchy, in_features=data["X_train"].shape[-1],
+                        **(model_config or {}))
+    cfg = TrainConfig(epochs=epochs, batches_per_epoch=batches_per_epoch, batch_size=batch_size, lr=lr,
+                      seed=seed, schedule=schedule)
+    res = train(model, data["X_train"], data["Y_train"], data["X_val"], data["Y_val"], cfg, out_dir,
+                normalizer=data["normalizer"], hierarchy=hierarchy, dataset_info=data["dataset_info"],
+                progress=progress, desc=f"{model_name} {schedule}")
+    res["out_dir"] = str(out_dir)
+    return res
+
+
+__all__ = ["SCHEDULES", "multigrid_cycle", "Schedule", "TrainConfig", "epoch_batches", "validation_nmse", "train",
+           "load_normalised_dataset", "train_from_dataset"]
+
+
+@torch.no_grad()
+def evaluate_checkpoint(checkpoint, data_dir, split: str = "val", batch_size: int = 32) -> dict:
+    """Errors of a trained checkpoint on a microtubule dataset.
+
+    Parameters
+    ----------
+    checkpoint : path of a ``.pt`` written by :func:`train`
+    data_dir : dataset folder
+    split : {"val", "train", "all"}
+        "val"/"train" use the run ids stored in the checkpoint (the dataset must hold them);
+        "all" uses every run in ``data_dir``.
+    batch_size : int
+
+    Returns
+    -------
+    dict with ``nmse`` (mean squared error of normalised per-node energies, unitless),
+    ``rmse_node_kjmol`` (per-node energy RMSE, kJ/mol), ``mae_total_kjmol`` (mean absolute
+    error of the total energy per frame, kJ/mol), ``samples``, ``runs``, ``split``.
+    """
+    from cgsurrogate.data.microtubule import MicrotubuleDataset
+
+    from cgsurrogate.surrogate.checkpoint import load_checkpoint, rebuild_model
+
+    ck = load_checkpoint(checkpoint)
+    model, normalizer, _ = rebuild_model(ck)
+    if normalizer is None:
+        raise ValueError(f"{checkpoint}: checkpoint holds no normaliser")
+    if split == "all":
+        ids = None
+    elif split in ("val", "train"):
+        ids = ck["dataset"].get(f"{split}_ids")
+        if not ids:
+            raise ValueError(f"{checkpoint}: checkpoint records no {split} run ids; use split='all'")
+    else:
+        raise ValueError(f"unknown split {split!r}; choose val, train or all")
+    ds = MicrotubuleDataset(data_dir, ids)
+    se_n = se_k = ae_t = 0.0
+    count = frames = 0
+    for _, x, y in ds.iter_runs():
+        X, Y = torch.from_numpy(x), torch.from_numpy(y)
+        for s in range(0, X.shape[0], batch_size):
+            xn = normalizer.normalize_x(X[s:s + batch_size]).float()
+            pn = model(xn)
+            yn = normalizer.normalize_y(Y[s:s + batch_size]).float()
+            p = normalizer.denormalize_y(pn.double())
+            yt = Y[s:s + batch_size].double()
+            se_n += float(((pn - yn) ** 2).sum())
+            se_k += float(((p - yt) ** 2).sum())
+            ae_t += float((p.sum((1, 2)) - yt.sum((1, 2))).abs().sum())
+            count += yn.numel()
+            frames += yn.shape[0]
+    return {"nmse": se_n / count, "rmse_node_kjmol": (se_k / count) ** 0.5, "mae_total_kjmol": ae_t / frames,
+            "samples": frames, "runs": len(ds.run_ids), "split": split, "model": ck["model_name"]}
+
+
+__all__.append("evaluate_checkpoint")

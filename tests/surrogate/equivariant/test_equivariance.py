@@ -1,0 +1,234 @@
+"""E(3) and permutation equivariance of EMMP, E-Pool, E-UnPool, EGNN and EGHN (float64, 1e-5),
+property-based over random rotations/reflections/translations/permutations with hypothesis."""
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cgsurrogate.surrogate.equivariant.egnn import EGNN
+from cgsurrogate.surrogate.equivariant.eghn import EGHN, EPool, EUnPool, connectivity_loss, coarsen_adjacency
+from cgsurrogate.surrogate.equivariant.emmp import EMMP
+from cgsurrogate.surrogate.equivariant.testing import assert_equivariant, equivariance_errors, random_transform
+from cgsurrogate.surrogate.equivariant.message_passing import aggregate, collate_graphs, fully_connected_edges
+from cgsurrogate.surrogate.equivariant.mpnn import MPNN
+
+
+HID, ATOL = 16, 1e-5
+SETTINGS = settings(max_examples=8, deadline=None)
+
+
+def make_batch(seed: int, sizes=(5, 7), in_node=2, edge_dim=2):
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for n in sizes:
+        ei = fully_connected_edges(n).numpy()
+        # local graph: a random symmetric subset (a chain plus extra pairs)
+        pairs = {(i, i + 1) for i in range(n - 1)} | {tuple(sorted(rng.choice(n, 2, replace=False))) for _ in range(n)}
+        lo = np.array([[a, b] for a, b in pairs] + [[b, a] for a, b in pairs]).T
+        graphs.append(dict(pos=rng.normal(size=(n, 3)), vel=rng.normal(size=(n, 3)),
+                           h=rng.normal(size=(n, in_node)), edge_index=ei,
+                           edge_attr=rng.normal(size=(ei.shape[1], edge_dim)), local_edge_index=lo,
+                           local_edge_attr=rng.normal(size=(lo.shape[1], edge_dim))))
+    return collate_graphs(graphs)
+
+
+@lru_cache(maxsize=None)
+def modules():
+    torch.manual_seed(0)
+    mods = dict(
+        emmp=EMMP(3, HID, edge_dim=2, n_translating=1),
+        pool=EPool(3, HID, 2, n_clusters=3, n_layers=2),
+        unpool=EUnPool(3, 3, HID),
+        egnn=EGNN(2, 2, hidden=HID, n_layers=2),
+        eghn=EGHN(2, 2, 2, hidden=HID, n_clusters=[3], layers_per_block=2, pool_layers=2, head="energy"),
+        eghn2=EGHN(2, 2, 2, hidden=HID, n_clusters=[4, 2], layers_per_block=1, pool_layers=1),
+        mpnn=MPNN(2, 2, hidden=HID, n_layers=2),
+    )
+    for m in mods.values():
+        m.double().eval()
+    return mods
+
+
+def _z(g):
+    return torch.stack([g.pos, g.vel, g.vel * 0.5 + 0.1 * g.pos - 0.1 * g.pos], -1)
+
+
+def _h(g):
+    return torch.cat([g.h, g.h ** 2, torch.zeros(g.num_nodes, HID - 2 * g.h.shape[1], dtype=g.h.dtype)], -1)
+
+
+def emmp_fn(g):
+    Z, h = modules()["emmp"](_z(g), _h(g), g.edge_index, g.batch, g.num_graphs, g.edge_attr)
+    return {"x": Z[..., 0], "vec": Z[..., 1:], "h": h}
+
+
+def pool_fn(g):
+    Zh, hh, S = modules()["pool"](_z(g), _h(g), g.local_edge_index, g.local_edge_attr, g.batch, g.num_graphs)
+    A = coarsen_adjacency(S, g.local_edge_index, None, g.batch, g.num_graphs)
+    return {"xh": Zh[..., 0], "vh": Zh[..., 1:], "hh": hh, "S": S, "A": A, "conn": connectivity_loss(A)}
+
+
+def unpool_fn(g):
+    Z, h = _z(g), _h(g)
+    Zh, hh, S = modules()["pool"](Z, h, g.local_edge_index, g.local_edge_attr, g.batch, g.num_graphs)
+    Zo, ho = modules()["unpool"](Z, h, Zh, hh, S, g.batch, g.num_graphs)
+    return {"x": Zo[..., 0], "vec": Zo[..., 1:], "h": ho}
+
+
+def eghn_fn(g):
+    x, aux = modules()["eghn"](g)
+    return {"x": x, "S": aux["scores"][0], "conn": aux["conn_loss"], "e": aux["node_energy"], "E": aux["energy"]}
+
+
+def eghn2_fn(g):
+    x, aux = modules()["eghn2"](g)
+    return {"x": x, "S0": aux["scores"][0], "S1": aux["scores"][1], "conn": aux["conn_loss"]}
+
+
+def force_fn(g):
+    pos = g.pos.clone().requires_grad_(True)
+    g2 = type(g)(**{**g.__dict__, "pos": pos})
+    _, aux = modules()["eghn"](g2)
+    (f,) = torch.autograd.grad(-aux["energy"].sum(), pos)
+    return {"F": f, "E": aux["energy"]}
+
+
+def egnn_fn(g):
+    return {"x": modules()["egnn"](g)[0]}
+
+
+transforms = st.tuples(st.integers(0, 2**31 - 1), st.sampled_from([None, True, False]))
+
+
+def batch_and_transform(tr):
+    """A random graph batch and a random rotation/reflection/translation/permutation of it."""
+    seed, reflect = tr
+    g = make_batch(seed)
+    return g, random_transform(g, np.random.default_rng(seed + 1), reflect=reflect)
+
+
+@SETTINGS
+@given(transforms)
+def test_emmp_equivariant(tr):
+    g, T = batch_and_transform(tr)
+    assert_equivariant(emmp_fn, g, T, {"x": "position", "vec": "vector", "h": "scalar"}, ATOL)
+
+
+@SETTINGS
+@given(transforms)
+def test_epool_equivariant(tr):
+    g, T = batch_and_transform(tr)
+    errs = assert_equivariant(pool_fn, g, T, {"xh": "cluster_position", "vh": "cluster_vector", "hh": "invariant",
+                                              "S": "scalar", "A": "invariant", "conn": "invariant"}, ATOL)
+    assert set(errs) == {"xh", "vh", "hh", "S", "A", "conn"}
+
+
+@SETTINGS
+@given(transforms)
+def test_eunpool_equivariant(tr):
+    g, T = batch_and_transform(tr)
+    assert_equivariant(unpool_fn, g, T, {"x": "position", "vec": "vector", "h": "scalar"}, ATOL)
+
+
+@SETTINGS
+@given(transforms)
+def test_eghn_equivariant(tr):
+    g, T = batch_and_transform(tr)
+    assert_equivariant(eghn_fn, g, T, {"x": "position", "S": "scalar", "conn": "invariant", "e": "scalar",
+                                       "E": "invariant"}, ATOL)
+    assert_equivariant(eghn2_fn, g, T, {"x": "position", "S0": "scalar", "S1": "invariant", "conn": "invariant"},
+                       ATOL)
+
+
+@SETTINGS
+@given(transforms)
+def test_energy_head_forces_equivariant(tr):
+    g, T = batch_and_transform(tr)
+    errs = assert_equivariant(force_fn, g, T, {"F": "vector", "E": "invariant"}, ATOL)
+    assert errs["F"] <= ATOL
+
+
+@SETTINGS
+@given(transforms)
+def test_egnn_equivariant(tr):
+    g, T = batch_and_transform(tr)
+    assert_equivariant(egnn_fn, g, T, {"x": "position"}, ATOL)
+
+
+def test_mpnn_is_not_rotation_equivariant():
+    """Negative control: the checker does detect a non-equivariant model."""
+    g = make_batch(3)
+    T = random_transform(g, np.random.default_rng(4), reflect=False, permute=False)
+    errs = equivariance_errors(lambda gg: {"x": modules()["mpnn"](gg)[0]}, g, T, {"x": "position"})
+    assert errs["x"] > 1e-3
+    with pytest.raises(AssertionError, match="equivariance violated"):
+        assert_equivariant(lambda gg: {"x": modules()["mpnn"](gg)[0]}, g, T, {"x": "position"}, ATOL)
+
+
+def test_energy_force_matches_finite_difference():
+    g = make_batch(5)
+    out = force_fn(g)
+    k, c, eps = 3, 1, 1e-6
+    def energy(p):
+        g2 = type(g)(**{**g.__dict__, "pos": p})
+        return float(modules()["eghn"](g2)[1]["energy"].sum().detach())
+    p = g.pos.clone()
+    p[k, c] += eps
+    ep = energy(p)
+    p[k, c] -= 2 * eps
+    em = energy(p)
+    assert abs(-(ep - em) / (2 * eps) - float(out["F"][k, c])) < 1e-6
+
+
+def test_aggregate_methods_agree_and_mean():
+    torch.manual_seed(0)
+    msg = torch.randn(50, 4, dtype=torch.float64)
+    idx = torch.randint(0, 7, (50,))
+    ref = torch.zeros(7, 4, dtype=torch.float64)
+    for e in range(50):
+        ref[idx[e]] += msg[e]
+    for method in ("index_add", "scatter_reduce"):
+        assert torch.allclose(aggregate(msg, idx, 7, method=method), ref)
+    counts = torch.bincount(idx, minlength=7).clamp_min(1).unsqueeze(1)
+    assert torch.allclose(aggregate(msg, idx, 7, reduce="mean"), ref / counts)
+
+
+def test_pool_rows_sum_to_one_and_translation_of_clusters():
+    g = make_batch(11)
+    out = pool_fn(g)
+    assert torch.allclose(out["S"].sum(1), torch.ones(g.num_nodes, dtype=torch.float64))
+    # connectivity loss is zero exactly for a block-diagonal (perfectly clustered) assignment
+    A = torch.eye(3, dtype=torch.float64).expand(2, 3, 3) * 4.0
+    assert float(connectivity_loss(A)) < 1e-12
+    assert float(connectivity_loss(torch.ones(1, 3, 3, dtype=torch.float64))) > 1.0
+
+
+def test_microtubule_energy_wrapper_invariant_total_and_equivariant_forces(topology):
+    """EGHN energy head as a TrueEnergy-style function on the 624-node tube."""
+    from cgsurrogate.data.microtubule import Normalizer
+    from cgsurrogate.surrogate.equivariant.energy_head import EGHNMicrotubuleEnergy, MicrotubuleGraphs
+    g = torch.Generator().manual_seed(0)
+    pos0 = torch.as_tensor(topology.positions, dtype=torch.float64)
+    X = torch.cat([pos0 + 0.05 * torch.randn(4, *pos0.shape, generator=g, dtype=torch.float64),
+                   0.1 * torch.randn(4, 624, 3, generator=g, dtype=torch.float64),
+                   torch.rand(4, 1, 5, generator=g, dtype=torch.float64).expand(4, 624, 5) * 50], -1)
+    Y = torch.rand(4, 624, 1, generator=g, dtype=torch.float64)
+    norm = Normalizer.fit(X, Y)
+    torch.manual_seed(0)
+    model = EGHN(6, 1, 1, hidden=8, n_clusters=[6], layers_per_block=1, pool_layers=1, head="energy").double().eval()
+    f = EGHNMicrotubuleEnergy(model, MicrotubuleGraphs(topology.bonds, 624, norm))
+    params = torch.tensor([[30.0, 9.0, 18.0, 48.0, 3.0]], dtype=torch.float64)
+    pos = X[:1, :, :3].clone().requires_grad_(True)
+    total, per_node = f(pos, params)
+    assert per_node.shape == (1, 624) and torch.allclose(total, per_node.sum(1))
+    (F,) = torch.autograd.grad(-total.sum(), pos)
+    R = __import__("cgsurrogate.surrogate.equivariant.testing", fromlist=["random_orthogonal"]).random_orthogonal(
+        np.random.default_rng(1), reflect=True)
+    pos2 = (X[:1, :, :3] @ R.T + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)).requires_grad_(True)
+    total2, _ = f(pos2, params)
+    (F2,) = torch.autograd.grad(-total2.sum(), pos2)
+    assert abs(float((total2 - total).detach())) < 1e-5 * max(1.0, abs(float(total.detach())))
+    assert float((F2 - F @ R.T).abs().max()) < 1e-5
