@@ -63,3 +63,32 @@ def test_unit_constants_against_codata():
     assert units.KJ_PER_MOL_IN_EV == pytest.approx(1000 / (1.602176634e-19 * 6.02214076e23), rel=1e-6)
     assert units.KJ_PER_MOL_NM_IN_EV_PER_ANGSTROM == pytest.approx(units.KJ_PER_MOL_IN_EV / 10)
     assert units.ZJ_IN_KJ_PER_MOL == pytest.approx(0.602214076)
+
+
+def test_checkpoint_io_round_trip_and_errors(tmp_path):
+    import numpy as np
+    import torch
+
+    from cgsurrogate.core.checkpoint_io import read_checkpoint, write_checkpoint
+
+    payload = {"state": {"w": torch.arange(3.0)}, "config": {"hidden": 8, "name": "x", "levels": [1, 2]}}
+    p = write_checkpoint(tmp_path / "m.pt", "toy", payload)
+    kind, version, got = read_checkpoint(p, "toy")
+    assert (kind, version) == ("toy", 1)
+    assert torch.equal(got["state"]["w"], payload["state"]["w"]) and got["config"] == payload["config"]
+    with pytest.raises(InputFileError, match="a 'toy' checkpoint, expected 'other'"):
+        read_checkpoint(p, "other")
+    with pytest.raises(InputFileError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "none.pt", "toy")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip at all")
+    with pytest.raises(InputFileError, match="corrupt or not a cgsurrogate file"):
+        read_checkpoint(tmp_path / "junk.pt", "toy")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(InputFileError, match="not a cgsurrogate checkpoint"):
+        read_checkpoint(tmp_path / "foreign.pt", "toy")
+    write_checkpoint(tmp_path / "new.pt", "toy", payload, version=3)
+    with pytest.raises(InputFileError, match="newer"):
+        read_checkpoint(tmp_path / "new.pt", "toy", max_version=2)
+    with pytest.raises(CGSurrogateError, match="numpy"):
+        write_checkpoint(tmp_path / "bad.pt", "toy", {"a": np.zeros(2)})
+    assert not (tmp_path / "bad.pt").exists()
