@@ -4,8 +4,10 @@ File ``<CGS_SHARED_DATA>/mocap/cmu_subject09_run.npz`` (see its README): 31 join
 tree of 30 bonds, 11 trials and per-split start frames. A sample takes the positions at start
 frame ``s`` and the velocities as the forward difference ``x[s+1] - x[s]``, and predicts the
 positions at ``s + 30``. Graph: A_global joins joints within two hops of the skeleton,
-A_local is the skeleton itself; node features are ``|v|`` and the height coordinate (axis 1),
-so models are height-aware and equivariant only about the vertical axis (as in the paper).
+A_local is the skeleton itself; node features are ``|v|`` and the height coordinate (axis 1)
+divided by the largest height in the training trials (the EGHN authors' code divides by the
+batch maximum; a dataset constant gives every sample the same feature whatever its batch), so
+models are height-aware and equivariant only about the vertical axis (as in the paper).
 Edge attribute: 1 for a bond, 0 for a 2-hop pair. Units: the file's (CMU skeleton units).
 """
 from __future__ import annotations
@@ -61,12 +63,18 @@ class MocapDataset(torch.utils.data.Dataset):
     max_per_trial : int
         First start frames kept per trial (paper protocol: 80).
 
+    normalise_height : bool
+        Divide the height feature by the training trials' largest |height| (default True).
+
     Attributes
     ----------
     graphs : list of dict;  bonds : int [30, 2];  n_joints : int
+    height_scale : float
+        The divisor of the height feature (1 when not normalised).
     """
 
-    def __init__(self, path=None, split: str = "train", delta: int = DELTA_FRAMES, max_per_trial: int = 80):
+    def __init__(self, path=None, split: str = "train", delta: int = DELTA_FRAMES, max_per_trial: int = 80,
+                 normalise_height: bool = True):
         path = Path(path) if path is not None else default_mocap_path()
         if split not in SPLIT_TRIALS:
             raise ValueError(f"motion capture: split must be one of {tuple(SPLIT_TRIALS)}, got {split!r}")
@@ -80,6 +88,15 @@ class MocapDataset(torch.utils.data.Dataset):
             if "skeleton_edges" not in z.files:
                 raise ValueError(f"{path}: missing skeleton_edges: not the CMU motion-capture archive")
             self.bonds = z["skeleton_edges"].astype(np.int64)
+            self.height_scale = 1.0
+            if normalise_height:
+                tr = [f"trial_{i:02d}" for i in SPLIT_TRIALS["train"]]
+                missing = [k for k in tr if k not in z.files]
+                if missing:
+                    raise ValueError(f"{path}: missing {missing[0]}")
+                self.height_scale = float(max(np.abs(z[k][..., HEIGHT_AXIS]).max() for k in tr))
+                if not self.height_scale > 0:
+                    raise ValueError(f"{path}: training trials have no height extent")
             self.graphs = []
             for trial in SPLIT_TRIALS[split]:
                 key, skey = f"trial_{trial:02d}", f"split_{split}_trial_{trial:02d}"
@@ -101,7 +118,7 @@ class MocapDataset(torch.utils.data.Dataset):
             b = self.bonds
             self._local = np.concatenate([b.T, b[:, ::-1].T], 1)
         ei, is_bond = self._edges
-        h = np.stack([np.linalg.norm(vel, axis=-1), pos[:, HEIGHT_AXIS]], 1)
+        h = np.stack([np.linalg.norm(vel, axis=-1), pos[:, HEIGHT_AXIS] / self.height_scale], 1)
         f32 = torch.float32
         return dict(pos=torch.as_tensor(pos, dtype=f32), vel=torch.as_tensor(vel, dtype=f32),
                     h=torch.as_tensor(h, dtype=f32), edge_index=torch.as_tensor(ei),

@@ -33,7 +33,15 @@ def test_splits_and_samples(shared_data):
     assert np.allclose(g["pos"].numpy(), x[s0], atol=1e-5)
     assert np.allclose(g["vel"].numpy(), x[s0 + 1] - x[s0], atol=1e-5)
     assert np.allclose(g["target"].numpy(), x[s0 + 30], atol=1e-5)
-    assert np.allclose(g["h"][:, 1].numpy(), x[s0][:, HEIGHT_AXIS], atol=1e-5)
+    # height feature: divided by the largest |height| over the training trials (1, 2, 5, 6, 10)
+    scale = max(np.abs(raw[f"trial_{i:02d}"][..., HEIGHT_AXIS]).max() for i in (1, 2, 5, 6, 10))
+    assert ds.height_scale == pytest.approx(scale)
+    assert np.allclose(g["h"][:, 1].numpy(), x[s0][:, HEIGHT_AXIS] / scale, atol=1e-6)
+    assert float(g["h"][:, 1].abs().max()) <= 1.0
+    # validation samples use the training scale; the raw feature stays available
+    assert MocapDataset(p, "valid").height_scale == ds.height_scale
+    g_raw = MocapDataset(p, "train", normalise_height=False)[0]
+    assert np.allclose(g_raw["h"][:, 1].numpy(), x[s0][:, HEIGHT_AXIS], atol=1e-5)
     assert g["local_edge_index"].shape[1] == 60
 
 

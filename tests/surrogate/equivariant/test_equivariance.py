@@ -232,3 +232,36 @@ def test_microtubule_energy_wrapper_invariant_total_and_equivariant_forces(topol
     (F2,) = torch.autograd.grad(-total2.sum(), pos2)
     assert abs(float((total2 - total).detach())) < 1e-5 * max(1.0, abs(float(total.detach())))
     assert float((F2 - F @ R.T).abs().max()) < 1e-5
+
+
+def test_connectivity_loss_forms():
+    """Eq. 16: plain Frobenius norm of rownorm(A) - I (default), or its square."""
+    A = torch.tensor([[[2.0, 1.0], [0.0, 3.0]]], dtype=torch.float64)
+    rn = A / A.norm(dim=-1, keepdim=True)
+    want_sq = float(((rn - torch.eye(2, dtype=torch.float64)) ** 2).sum())
+    assert float(connectivity_loss(A, norm="squared")) == pytest.approx(want_sq, rel=1e-8)
+    assert float(connectivity_loss(A)) == pytest.approx(want_sq ** 0.5, rel=1e-6)
+    # finite gradient at an exact identity
+    eye = torch.eye(3, dtype=torch.float64).unsqueeze(0).requires_grad_(True)
+    connectivity_loss(eye).backward()
+    assert torch.isfinite(eye.grad).all()
+    with pytest.raises(ValueError, match="norm"):
+        connectivity_loss(A, norm="l1")
+
+
+def test_eunpool_initialisations():
+    """``standard`` is PyTorch's default init; ``identity`` starts H at [I; -I] with small weights."""
+    torch.manual_seed(0)
+    std = EUnPool(3, 3, 8)
+    torch.manual_seed(0)
+    ref = torch.nn.Linear(8, 18)
+    # same RNG stream: the mixing layer is the 2nd Linear created, so compare statistics instead
+    assert float(std.mix.bias.abs().max()) <= 1 / 8 ** 0.5 + 1e-12
+    assert float(std.mix.weight.abs().max()) <= 1 / 8 ** 0.5 + 1e-12
+    ident = EUnPool(3, 3, 8, init="identity")
+    b = ident.mix.bias.detach().view(6, 3)
+    assert torch.equal(b, torch.cat([torch.eye(3), -torch.eye(3)]))
+    assert float(ident.mix.weight.abs().max()) <= 0.1 / 8 ** 0.5 + 1e-12
+    assert ref.weight.shape == std.mix.weight.shape
+    with pytest.raises(ValueError, match="init"):
+        EUnPool(3, 3, 8, init="zeros")
