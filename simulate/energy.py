@@ -12,16 +12,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cgsurrogate.simulate.microtubule import ZJ_TO_KJMOL, Topology, microtubule_topology
+from cgsurrogate.core.energy_model import EnergyModel
+from cgsurrogate.simulate.microtubule import ZJ_TO_KJMOL, Topology, microtubule_spec, microtubule_topology, tube_system_spec
 
 
-class TrueEnergy(torch.nn.Module):
-    """Per-particle potential energy of a tube topology.
+class TrueEnergy(EnergyModel):
+    """Per-particle potential energy of a tube topology (an :class:`~cgsurrogate.core.energy_model.EnergyModel`).
 
     Parameters
     ----------
     topology : Topology, optional
         Defaults to the paper's microtubule.
+
+    Notes
+    -----
+    Computes in the dtype of ``positions`` (float32 or float64; ``compute_dtype = None``).
+    Invariant under rotations, reflections and translations (bonds and angles only).
 
     Examples
     --------
@@ -32,8 +38,13 @@ class TrueEnergy(torch.nn.Module):
     True
     """
 
+    rotation_invariant = True
+    translation_invariant = True
+    compute_dtype = None
+
     def __init__(self, topology: Topology | None = None):
-        super().__init__()
+        spec = microtubule_spec() if topology is None else tube_system_spec(topology)
+        super().__init__(spec)
         self.topology = topology or microtubule_topology()
         t = self.topology
         self.register_buffer("bonds", torch.as_tensor(t.bonds), persistent=False)
@@ -45,37 +56,19 @@ class TrueEnergy(torch.nn.Module):
         straight = np.isclose(t.angle_theta0, np.pi)
         self.register_buffer("straight", torch.as_tensor(straight), persistent=False)
 
-    @property
-    def num_nodes(self) -> int:
-        return self.topology.num_nodes
-
-    def forward(self, positions: torch.Tensor, params: torch.Tensor):
-        """Energies of a batch of configurations.
+    def energy_per_particle(self, positions: torch.Tensor, params: torch.Tensor, velocities=None) -> torch.Tensor:
+        """Per-particle energies ``[B, N]`` kJ/mol of checked inputs (see ``EnergyModel``).
 
         Parameters
         ----------
-        positions : Tensor [B, N, 3] or [N, 3]
-            Coordinates in nm.
-        params : Tensor [B, 5] or [5]
+        positions : Tensor [B, N, 3], nm
+        params : Tensor [B, 5]
             Strengths (LatAssoc, LongAssoc, LatAngle, LongAngle, QuadAngles) in zJ/nm^2
             and zJ/rad^2.
-
-        Returns
-        -------
-        total : Tensor [B] (or scalar for unbatched input), kJ/mol
-        per_node : Tensor [B, N] (or [N]), kJ/mol; sums to ``total``.
+        velocities : unused (None)
         """
-        squeeze = positions.dim() == 2
-        if squeeze:
-            positions = positions[None]
-        if params.dim() == 1:
-            params = params[None].expand(positions.shape[0], -1)
-        if positions.shape[-2:] != (self.num_nodes, 3):
-            raise ValueError(
-                f"positions have shape {tuple(positions.shape)}, expected [B, {self.num_nodes}, 3]"
-            )
         dtype = positions.dtype
-        params = params.to(dtype=dtype, device=positions.device) * ZJ_TO_KJMOL
+        params = params * ZJ_TO_KJMOL
         B = positions.shape[0]
         per_node = positions.new_zeros(B, self.num_nodes)
 
@@ -113,10 +106,7 @@ class TrueEnergy(torch.nn.Module):
         per_node.index_add_(1, m, third)
         per_node.index_add_(1, c, third)
 
-        total = per_node.sum(-1)
-        if squeeze:
-            return total[0], per_node[0]
-        return total, per_node
+        return per_node
 
 
 def true_energy(positions, params, topology: Topology | None = None):

@@ -213,3 +213,28 @@ def parse_params(text: str, on_grid: bool = False) -> np.ndarray:
                 f"strength parameter value {bad[0]:g} is outside the grid {list(GRID_VALUES)}"
             )
     return vals
+
+
+def tube_system_spec(topology: Topology, name: str | None = None):
+    """The :class:`cgsurrogate.core.system_spec.SystemSpec` of a tube topology under the bending
+    protocol: the five strengths (zJ), 50 ag monomers, the first two turns clamped, the last two
+    loaded with ``LOAD_FORCE_KJMOL_NM`` along -y, alpha/beta tubulin on even/odd turns, the
+    resting geometry and the bonds."""
+    from cgsurrogate.core.system_spec import SystemSpec
+
+    t = topology.tube
+    n = topology.num_nodes
+    return SystemSpec(
+        name=name or f"microtubule Tube({t.n},{t.k},{t.p})", num_particles=n,
+        param_names=PARAM_NAMES, param_units=PARAM_UNITS, masses=(MONOMER_MASS_AMU,) * n,
+        clamp_nodes=topology.ring_nodes([0, 1]), load_nodes=topology.ring_nodes([-2, -1]),
+        load_force=(0.0, -LOAD_FORCE_KJMOL_NM, 0.0), default_params=(30.0,) * len(PARAM_NAMES),
+        reference_positions=topology.positions, bonds=topology.bonds,
+        particle_types=np.repeat(np.arange(t.n), t.k) % 2, type_names=("alpha", "beta"), type_label="tubulin")
+
+
+@lru_cache(maxsize=1)
+def microtubule_spec():
+    """The paper's microtubule (``Tube(48, 13, 3)``) as a ``SystemSpec``: what checkpoints of its
+    surrogates carry and what the wrappers read instead of this module's constants."""
+    return tube_system_spec(microtubule_topology())
