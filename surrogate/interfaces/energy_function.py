@@ -1,21 +1,23 @@
-"""A trained surrogate as a differentiable torch energy function.
+"""A trained GCN-family surrogate as a differentiable torch energy function.
 
 :class:`SurrogateEnergy` wraps a model that maps normalised node features
 ``x [B, N, F]`` to normalised per-node energies ``[B, N, 1]`` (every model of
-``cgsurrogate.surrogate.gcn.registry`` does) together with its normalisation statistics, and exposes
-the call signature of :class:`cgsurrogate.simulate.energy.TrueEnergy`::
+``cgsurrogate.surrogate.gcn.registry`` does) together with its normalisation statistics and the
+system's :class:`~cgsurrogate.core.system_spec.SystemSpec`. It is an
+:class:`~cgsurrogate.core.energy_model.EnergyModel`, so it has the call signature of
+:class:`cgsurrogate.simulate.energy.TrueEnergy`::
 
-    total [B], per_node [B, N] = energy(positions [B, N, 3] nm, params [B, 5] zJ)
+    total [B], per_node [B, N] = energy(positions [B, N, 3] nm, params [B, P], velocities=None)
 
-so optimisers, the ASE calculator (:mod:`cgsurrogate.surrogate.interfaces.ase_calculator`), the OpenMM force
-(:mod:`cgsurrogate.surrogate.interfaces.openmm_force`) and the prediction API (:mod:`cgsurrogate.surrogate.interfaces.prediction`)
-accept either. Forces come from autograd (:func:`energy_and_forces`); the paper's
-dE/dX back-propagation rule (Scott & Mjolsness 2021, sec. 5.1.1) is what autograd
-computes through the prolongation matrices.
+and optimisers, the ASE calculator (:mod:`cgsurrogate.surrogate.interfaces.ase_calculator`), the
+OpenMM force (:mod:`cgsurrogate.surrogate.interfaces.openmm_force`) and the prediction API
+(:mod:`cgsurrogate.surrogate.interfaces.prediction`) accept either. Forces come from autograd
+(:func:`energy_and_forces`); the paper's dE/dX back-propagation rule (Scott & Mjolsness 2021,
+sec. 5.1.1) is what autograd computes through the prolongation matrices.
 
-Input features follow the training data (``cgsurrogate.data.microtubule``): columns 0-2 position
-(nm), 3-5 velocity (nm/ps, zero when not given), 6.. the strength parameters (zJ).
-Energies are kJ/mol, forces kJ/mol/nm.
+Input features follow the training data: columns 0-2 position (nm), 3-5 velocity (nm/ps, zero
+when not given), then the ``P`` strength parameters of the spec. Energies are kJ/mol, forces
+kJ/mol/nm.
 """
 from __future__ import annotations
 
@@ -25,23 +27,30 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cgsurrogate.core.energy_model import EnergyModel
+from cgsurrogate.core.errors import CGSurrogateError, InputFileError
+from cgsurrogate.core.system_spec import SystemSpec
+
 #: Number of position and velocity columns in front of the parameter columns.
-_POS_VEL = 6
+POS_VEL_COLUMNS = 6
 
 
-class SurrogateEnergy(nn.Module):
-    """Per-particle energy predicted by a trained surrogate, in physical units.
+class SurrogateEnergy(EnergyModel):
+    """Per-particle energy predicted by a trained GCN-family surrogate, in physical units.
 
     Parameters
     ----------
     model : nn.Module
         Maps normalised features ``[B, N, F]`` to normalised energies ``[B, N, 1]``.
     x_mean, x_std : Tensor [N, F]
-        Per-node, per-feature input statistics (``x_n = (x - mean) / std``).
+        Per-node, per-feature input statistics (``x_n = (x - mean) / std``), ``F = 6 + P``.
     y_mean, y_std : Tensor [N, 1]
         Per-node output statistics in kJ/mol (``y = y_n * std + mean``).
     info : dict, optional
         Plain-python description kept for users (model name, units, dataset, metrics).
+    system_spec : SystemSpec or dict, optional
+        The system (a checkpoint carries it). Without one, a minimal spec of ``N`` particles
+        and ``P`` parameters named ``p0 ...`` (unit masses, nothing clamped) is used.
 
     Notes
     -----
@@ -50,25 +59,38 @@ class SurrogateEnergy(nn.Module):
     ``.to("cuda")`` like any module). The normalisation itself is always done in float64:
     near the clamped rings the positions' standard deviation is ~1e-3 nm, below what
     float32 resolves at 100 nm. Inputs are moved to the module's device; outputs stay
-    there and come back in the dtype of ``positions``.
+    there and come back in the dtype of ``positions``. Takes velocities and per-node
+    parameters ``[B, N, P]``; not invariant to rotations or translations (raw positions
+    are features).
     """
 
+    takes_velocities = True
+    per_particle_params = True
     _STATS = ("x_mean", "x_inv_std", "y_mean", "y_std")
 
-    def __init__(self, model: nn.Module, x_mean, x_std, y_mean, y_std, info: dict | None = None):
-        super().__init__()
-        self.model = model
+    def __init__(self, model: nn.Module, x_mean, x_std, y_mean, y_std, info: dict | None = None,
+                 system_spec=None):
         x_mean = torch.as_tensor(x_mean)
         x_std = torch.as_tensor(x_std)
-        y_mean = torch.as_tensor(y_mean).reshape(x_mean.shape[0], 1)
-        y_std = torch.as_tensor(y_std).reshape(x_mean.shape[0], 1)
         if x_mean.dim() != 2 or x_std.shape != x_mean.shape:
-            raise ValueError(
+            raise CGSurrogateError(
                 f"normaliser statistics have shapes {tuple(x_mean.shape)} and {tuple(x_std.shape)}, "
                 "expected two equal [N, F]"
             )
-        if x_mean.shape[1] <= _POS_VEL:
-            raise ValueError(f"normaliser has {x_mean.shape[1]} features; need positions, velocities and parameters")
+        N, F = int(x_mean.shape[0]), int(x_mean.shape[1])
+        if F <= POS_VEL_COLUMNS:
+            raise CGSurrogateError(f"normaliser has {F} features; need positions, velocities and parameters")
+        if system_spec is None:
+            system_spec = minimal_spec(N, F - POS_VEL_COLUMNS)
+        super().__init__(system_spec)
+        if (self.num_nodes, self.num_params) != (N, F - POS_VEL_COLUMNS):
+            raise CGSurrogateError(
+                f"system spec {self.system_spec.name!r} has {self.num_nodes} particles and {self.num_params} "
+                f"parameters, the normaliser {N} nodes and {F - POS_VEL_COLUMNS} parameter columns"
+            )
+        self.model = model
+        y_mean = torch.as_tensor(y_mean).reshape(N, 1)
+        y_std = torch.as_tensor(y_std).reshape(N, 1)
         self.register_buffer("x_mean", x_mean.double())
         self.register_buffer("x_inv_std", 1.0 / x_std.double())
         self.register_buffer("y_mean", y_mean.double())
@@ -89,18 +111,9 @@ class SurrogateEnergy(nn.Module):
         """Dtype the network computes in."""
         return _module_dtype(self.model)
 
-    @property
-    def num_nodes(self) -> int:
-        """Number of particles ``N`` the model was trained on."""
-        return int(self.x_mean.shape[0])
-
-    @property
-    def num_params(self) -> int:
-        """Number of strength-parameter columns (5 for the microtubule)."""
-        return int(self.x_mean.shape[1]) - _POS_VEL
-
     @classmethod
-    def from_normalizer(cls, model: nn.Module, normalizer, info: dict | None = None) -> "SurrogateEnergy":
+    def from_normalizer(cls, model: nn.Module, normalizer, info: dict | None = None,
+                        system_spec=None) -> "SurrogateEnergy":
         """Build from a model and a fitted ``cgsurrogate.data.microtubule.Normalizer``.
 
         The normaliser is an affine map per node and feature; its mean and standard
@@ -109,9 +122,9 @@ class SurrogateEnergy(nn.Module):
         ``denormalize_y`` applied to zeros and ones in float64.
         """
         stats = _normalizer_stats(normalizer)
-        return cls(model, *stats, info=info)
+        return cls(model, *stats, info=info, system_spec=system_spec)
 
-    def features(self, positions: torch.Tensor, params: torch.Tensor, velocities=None) -> torch.Tensor:
+    def features(self, positions, params, velocities=None) -> torch.Tensor:
         """Unnormalised model input ``[B, N, F]`` (float64) from positions, parameters, velocities.
 
         Parameters
@@ -120,71 +133,31 @@ class SurrogateEnergy(nn.Module):
         params : Tensor [B, P] or [P] (one set per configuration) or [B, N, P] (per node), zJ
         velocities : Tensor [B, N, 3] nm/ps, optional (zero when omitted)
         """
-        B, N = positions.shape[0], positions.shape[1]
-        dtype, device = torch.float64, self.x_mean.device
-        pos = positions.to(dtype=dtype, device=device)
-        if velocities is None:
-            vel = pos.new_zeros(B, N, 3)
-        else:
-            vel = torch.as_tensor(velocities).to(dtype=dtype, device=device)
-            if vel.dim() == 2:
-                vel = vel[None]
-            if vel.shape != (B, N, 3):
-                raise ValueError(f"velocities have shape {tuple(vel.shape)}, expected [{B}, {N}, 3]")
-        p = torch.as_tensor(params).to(dtype=dtype, device=device)
-        P = self.num_params
-        if p.dim() == 1:
-            p = p[None]
+        x, p, v, _, _ = self.check_inputs(positions, params, velocities)
+        return self._features(x, p, v)
+
+    def _features(self, x, p, v) -> torch.Tensor:
+        B, N = x.shape[0], x.shape[1]
+        vel = x.new_zeros(B, N, 3) if v is None else v
         if p.dim() == 2:
-            if p.shape[0] == 1 and B > 1:
-                p = p.expand(B, -1)
-            if p.shape != (B, P):
-                raise ValueError(f"params have shape {tuple(p.shape)}, expected [{B}, {P}] (zJ)")
-            p = p[:, None, :].expand(B, N, P)
-        elif p.dim() != 3 or p.shape != (B, N, P):
-            raise ValueError(f"params have shape {tuple(p.shape)}, expected [{B}, {P}] or [{B}, {N}, {P}]")
-        return torch.cat([pos, vel, p], dim=-1)
+            p = p[:, None, :].expand(B, N, p.shape[-1])
+        return torch.cat([x, vel, p], dim=-1)
 
-    def forward(self, positions: torch.Tensor, params: torch.Tensor, velocities=None):
-        """Total and per-particle energy.
-
-        Parameters
-        ----------
-        positions : Tensor [B, N, 3] or [N, 3]
-            Coordinates in nm.
-        params : Tensor [B, 5], [5] or per-node [B, N, 5]
-            Strength parameters in zJ/nm^2 and zJ/rad^2 (order ``PARAM_NAMES``).
-        velocities : Tensor [B, N, 3] or [N, 3], optional
-            nm/ps; zero when omitted (the models take velocities as input).
-
-        Returns
-        -------
-        total : Tensor [B] (scalar for unbatched input), kJ/mol
-        per_node : Tensor [B, N] (or [N]), kJ/mol; sums to ``total``.
-        """
-        positions = torch.as_tensor(positions)
-        squeeze = positions.dim() == 2
-        if squeeze:
-            positions = positions[None]
-            params = torch.as_tensor(params)
-            if params.dim() == 2 and params.shape[0] == positions.shape[1]:
-                params = params[None]
-        if positions.dim() != 3 or positions.shape[-2:] != (self.num_nodes, 3):
-            raise ValueError(
-                f"positions have shape {tuple(positions.shape)}, expected [B, {self.num_nodes}, 3]"
-            )
-        x = self.features(positions, params, velocities)
+    def energy_per_particle(self, positions, params, velocities=None) -> torch.Tensor:
+        """Per-particle energies ``[B, N]`` kJ/mol (float64) of checked float64 inputs."""
+        x = self._features(positions, params, velocities)
         xn = (x - self.x_mean) * self.x_inv_std
         yn = self.model(xn.to(self.dtype))
         if yn.dim() == 2:
             yn = yn[..., None]
-        per_node = (yn.double() * self.y_std + self.y_mean)[..., 0]
-        if positions.dtype.is_floating_point and per_node.dtype != positions.dtype:
-            per_node = per_node.to(positions.dtype)
-        total = per_node.sum(-1)
-        if squeeze:
-            return total[0], per_node[0]
-        return total, per_node
+        return (yn.double() * self.y_std + self.y_mean)[..., 0]
+
+
+def minimal_spec(num_particles: int, num_params: int) -> SystemSpec:
+    """A spec that knows only the sizes: ``N`` particles of unit mass, parameters ``p0 ...`` (unitless)."""
+    return SystemSpec(name=f"unspecified system ({num_particles} particles)", num_particles=num_particles,
+                      param_names=tuple(f"p{i}" for i in range(num_params)), param_units=("",) * num_params,
+                      masses=(1.0,) * num_particles)
 
 
 def energy_and_forces(energy: nn.Module, positions, params, velocities=None, *, create_graph: bool = False):
@@ -193,10 +166,11 @@ def energy_and_forces(energy: nn.Module, positions, params, velocities=None, *, 
     Parameters
     ----------
     energy : nn.Module
-        ``SurrogateEnergy``, ``cgsurrogate.simulate.energy.TrueEnergy`` or any module
+        An :class:`~cgsurrogate.core.energy_model.EnergyModel` (``SurrogateEnergy``,
+        ``TrueEnergy``, the EGHN energy head; its ``energy_and_forces`` is used) or any module
         ``(positions [B, N, 3] nm, params) -> (total [B], per_node [B, N]) kJ/mol``.
     positions : Tensor [B, N, 3] or [N, 3], nm
-    params : Tensor [B, 5] or [5], zJ
+    params : Tensor [B, P] or [P]
     velocities : Tensor like ``positions``, nm/ps, optional (passed only when given)
     create_graph : bool
         Keep the graph of the forces (for higher derivatives).
@@ -207,25 +181,42 @@ def energy_and_forces(energy: nn.Module, positions, params, velocities=None, *, 
     per_node : Tensor [B, N] (or [N]), kJ/mol
     forces : Tensor like ``positions``, kJ/mol/nm
     """
-    x = torch.as_tensor(positions)
-    x = x.detach().requires_grad_(True)
+    if isinstance(energy, EnergyModel):
+        return energy.energy_and_forces(positions, params, velocities, create_graph=create_graph)
+    x = torch.as_tensor(positions).detach().requires_grad_(True)
+    kwargs = {} if velocities is None else {"velocities": velocities}
     with torch.enable_grad():
-        if velocities is None:
-            total, per_node = energy(x, params)
-        else:
-            total, per_node = energy(x, params, velocities=velocities)
+        total, per_node = energy(x, params, **kwargs)
         (grad,) = torch.autograd.grad(total.sum(), x, create_graph=create_graph)
     if not create_graph:
         total, per_node = total.detach(), per_node.detach()
     return total, per_node, -grad
 
 
-def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """Load a checkpoint written by ``cgsurrogate.surrogate.checkpoint.save_checkpoint``.
+def check_device(device, where: str = "device") -> torch.device | None:
+    """``device`` as a ``torch.device`` (None stays None); a CUDA device on a machine without CUDA,
+    or an unknown name, raises :class:`CGSurrogateError`."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CGSurrogateError(f"{where}: {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CGSurrogateError(f"{where}: {device!r} requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CGSurrogateError(f"{where}: {device!r} requested but only {torch.cuda.device_count()} CUDA devices exist")
+    return dev
+
+
+def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> EnergyModel:
+    """Load a surrogate checkpoint (``cgsurrogate.surrogate.checkpoint``) as an energy model.
 
     GCN/GPCN-family checkpoints give a :class:`SurrogateEnergy`; EGHN energy checkpoints
-    (``model_name == "eghn-energy"``, written by ``cgsurrogate.surrogate.equivariant.energy_head``) give an
-    ``EGHNMicrotubuleEnergy``. Both have ``TrueEnergy``'s call signature, ``num_nodes`` and ``info``.
+    (kind and ``model_name`` ``"eghn-energy"``, written by ``cgsurrogate.surrogate.equivariant.energy_head``)
+    give an ``EGHNMicrotubuleEnergy``. Both are :class:`~cgsurrogate.core.energy_model.EnergyModel`
+    with the checkpoint's ``system_spec``, ``num_nodes`` and ``info``.
 
     Parameters
     ----------
@@ -244,14 +235,17 @@ def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> nn.
 
     Raises
     ------
-    FileNotFoundError, ValueError
-        A missing, corrupt, foreign or too old file, with a one-line message naming it.
+    InputFileError (a CGSurrogateError and FileNotFoundError)
+        A missing, corrupt, foreign or old-format file, with a one-line message naming it.
+    CGSurrogateError
+        A bad ``dtype`` or an unavailable ``device``.
     """
-    from cgsurrogate.surrogate.checkpoint import load_checkpoint, rebuild_model
+    from cgsurrogate.surrogate.checkpoint import MODEL_KINDS, load_checkpoint, rebuild_model
 
     path = Path(os.fspath(path))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    if dtype not in (torch.float32, torch.float64):
+        raise CGSurrogateError(f"{path}: dtype must be torch.float32 or torch.float64, got {dtype}")
+    dev = check_device(device)
     ckpt = load_checkpoint(path)
     info = {
         "path": str(path),
@@ -262,21 +256,20 @@ def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> nn.
         "dataset": ckpt.get("dataset"),
         "metrics": ckpt.get("metrics"),
     }
-    if ckpt.get("model_name") == "eghn-energy":  # EGHN energy head (cgsurrogate.surrogate.equivariant.energy_head)
-        from cgsurrogate.surrogate.equivariant.energy_head import energy_from_checkpoint
+    try:
+        if ckpt["kind"] == MODEL_KINDS["eghn-energy"]:  # EGHN energy head (surrogate.equivariant.energy_head)
+            from cgsurrogate.surrogate.equivariant.energy_head import energy_from_checkpoint
 
-        try:
             energy = energy_from_checkpoint(ckpt, info=info)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
-    else:
-        model, normalizer, _hierarchy = rebuild_model(ckpt)
-        energy = SurrogateEnergy.from_normalizer(model, normalizer, info=info)
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"{path}: dtype must be torch.float32 or torch.float64, got {dtype}")
+        else:
+            model, normalizer, _hierarchy = rebuild_model(ckpt)
+            energy = SurrogateEnergy.from_normalizer(model, normalizer, info=info, system_spec=ckpt["system_spec"])
+    except ValueError as exc:  # CGSurrogateError included: name the file
+        msg = str(exc)
+        raise InputFileError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     energy = energy.to(dtype=dtype)
-    if device is not None:
-        energy = energy.to(device)
+    if dev is not None:
+        energy = energy.to(dev)
     return energy.eval()
 
 
@@ -298,11 +291,11 @@ def _normalizer_stats(normalizer):
     # Recover the affine maps from their action on zeros and ones.
     shape = None
     for v in sd.values():
-        if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[1] > _POS_VEL:
+        if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[1] > POS_VEL_COLUMNS:
             shape = tuple(v.shape)
             break
     if shape is None:
-        raise ValueError("normaliser: cannot find its [N, F] input statistics")
+        raise CGSurrogateError("normaliser: cannot find its [N, F] input statistics")
     N, F = shape
     z = torch.zeros(1, N, F, dtype=torch.float64)
     n0 = torch.as_tensor(normalizer.normalize_x(z)).double()[0]

@@ -60,7 +60,8 @@ def test_checkpoint_is_a_surrogate_checkpoint(eghn_checkpoint, eghn64):
     from cgsurrogate.surrogate.checkpoint import FORMAT_NAME, load_checkpoint
 
     raw = torch.load(eghn_checkpoint, map_location="cpu", weights_only=True)
-    assert raw["format"] == FORMAT_NAME and raw["model_name"] == "eghn-energy" and raw["hierarchy"] is None
+    assert raw["format"] == FORMAT_NAME and raw["kind"] == "eghn-energy"
+    assert raw["payload"]["model_name"] == "eghn-energy" and raw["payload"]["hierarchy"] is None
     ck = load_checkpoint(eghn_checkpoint)
     assert ck["model_config"]["eghn"]["head"] == "energy" and ck["extra"]["bonds"].shape[1] == 2
     assert ck["dataset"]["train_ids"] and ck["dataset"]["val_ids"] and "best_val_nmse" in ck["metrics"]
@@ -174,10 +175,10 @@ def test_wrong_particle_count_and_bad_files_give_clear_errors(eghn64, eghn_check
         eghn64(pos, p, vel[:, :600])
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt: not a readable checkpoint"):
+    with pytest.raises(ValueError, match="junk.pt: corrupt or not a cgsurrogate file"):
         load_surrogate(junk)
     ck = torch.load(eghn_checkpoint, map_location="cpu", weights_only=True)
-    del ck["model_config"]["eghn"]
+    del ck["payload"]["model_config"]["eghn"]
     torch.save(ck, tmp_path / "broken.pt")
     with pytest.raises(ValueError, match=r"broken.pt: EGHN energy checkpoint: model_config lacks") as err:
         load_surrogate(tmp_path / "broken.pt")
