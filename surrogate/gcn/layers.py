@@ -293,13 +293,11 @@ class GCNEnsemble(_MemberSum):
 
 def laplacian_matrix(adjacency) -> torch.Tensor:
     """Graph Laplacian with the paper's sign, ``L = A - D``, as a torch sparse COO float64
-    tensor [n, n], from a (weighted, symmetric) adjacency (scipy sparse or ndarray)."""
-    import scipy.sparse as sp
+    tensor [n, n], from a (weighted, symmetric) adjacency (scipy sparse or ndarray); the project's
+    one builder, :func:`cgsurrogate.surrogate.graphs.weighted_graph.laplacian`."""
+    from cgsurrogate.surrogate.graphs.weighted_graph import laplacian
 
-    a = sp.csr_matrix(adjacency, dtype=np.float64)
-    lap = (a - sp.diags(np.asarray(a.sum(axis=1)).ravel())).tocoo()
-    idx = torch.as_tensor(np.stack([lap.row, lap.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(idx, torch.as_tensor(lap.data), lap.shape, check_invariants=True).coalesce()
+    return laplacian(adjacency)
 
 
 def spectral_radius(matrix) -> float:
