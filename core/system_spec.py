@@ -125,6 +125,14 @@ class SystemSpec:
         put("type_names", tuple(str(s) for s in self.type_names))
         put("units", dict(UNITS, **dict(self.units or {})))
 
+    @classmethod
+    def minimal(cls, num_particles: int, num_params: int) -> "SystemSpec":
+        """A spec that knows only the sizes: ``N`` particles of unit mass (amu), nothing clamped or
+        loaded, parameters named ``p0 ...`` without units. For models built without a spec."""
+        return cls(name=f"unspecified system ({num_particles} particles)", num_particles=num_particles,
+                   param_names=tuple(f"p{i}" for i in range(num_params)), param_units=("",) * num_params,
+                   masses=(1.0,) * num_particles)
+
     @property
     def num_params(self) -> int:
         """``P``, the number of strength parameters."""

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cgsurrogate.core.energy_model import EnergyModel
+from cgsurrogate.core.system_spec import SystemSpec
 from cgsurrogate.surrogate.equivariant.message_passing import collate_graphs
 
 PARAM_COLS = slice(6, 11)
@@ -84,8 +86,8 @@ class MicrotubuleGraphs:
         return [self.graph(X[i].float(), Yn[i]) for i in range(X.shape[0])]
 
 
-class EGHNMicrotubuleEnergy(nn.Module):
-    """A trained energy-head EGHN as a differentiable energy function.
+class EGHNMicrotubuleEnergy(EnergyModel):
+    """A trained energy-head EGHN as a differentiable energy function (an ``EnergyModel``).
 
     Parameters
     ----------
@@ -94,34 +96,32 @@ class EGHNMicrotubuleEnergy(nn.Module):
         Graph construction and the normaliser of the training data.
     info : dict, optional
         Plain-python description (model name, units, dataset, metrics), set by ``load_surrogate``.
+    system_spec : SystemSpec or dict, optional
+        The system (checkpoints carry it); default a minimal spec of ``builder.n`` particles and
+        ``NUM_PARAMS`` parameters.
 
     Notes
     -----
-    Inputs are cast to the dtype and moved to the device of the network (float32 after
-    ``load_surrogate`` unless asked otherwise); the outputs come back in the dtype of
-    ``positions``. The energy is invariant, and the forces ``-dE/dx`` equivariant, under
-    rotations, reflections and translations of positions (velocities rotated alike).
+    The base class checks the inputs and hands them over in float64; they are cast to the dtype
+    and moved to the device of the network (float32 after ``load_surrogate`` unless asked
+    otherwise); the outputs come back in the dtype of ``positions``. The energy is invariant, and
+    the forces ``-dE/dx`` equivariant, under rotations, reflections and translations of positions
+    (velocities rotated alike).
     """
 
     #: The prediction API passes a file's velocities (nm/ps) to models that take them.
     takes_velocities = True
+    rotation_invariant = True
+    translation_invariant = True
 
-    def __init__(self, model: nn.Module, builder: MicrotubuleGraphs, info: dict | None = None):
-        super().__init__()
+    def __init__(self, model: nn.Module, builder: MicrotubuleGraphs, info: dict | None = None, system_spec=None):
+        super().__init__(system_spec if system_spec is not None else SystemSpec.minimal(int(builder.n), NUM_PARAMS))
         if getattr(model, "energy_head", None) is None:
             raise ValueError("EGHNMicrotubuleEnergy needs an EGHN built with head='energy'")
+        if self.num_nodes != int(builder.n):
+            raise ValueError(f"system spec has {self.num_nodes} particles, the graphs {builder.n}")
         self.model, self.builder = model, builder
         self.info = dict(info or {})
-
-    @property
-    def num_nodes(self) -> int:
-        """Number of particles ``N`` the graphs are built for."""
-        return int(self.builder.n)
-
-    @property
-    def num_params(self) -> int:
-        """Number of strength parameters (5)."""
-        return NUM_PARAMS
 
     @property
     def config(self) -> dict:
@@ -129,63 +129,27 @@ class EGHNMicrotubuleEnergy(nn.Module):
         ``name`` ("eghn-energy"), ``num_nodes`` and ``eghn`` (the EGHN's own ``config``)."""
         return {"name": MODEL_NAME, "num_nodes": self.num_nodes, "eghn": dict(self.model.config)}
 
-    def forward(self, positions: torch.Tensor, params: torch.Tensor, velocities: torch.Tensor | None = None):
-        """Energies in kJ/mol.
+    def energy_per_particle(self, positions: torch.Tensor, params: torch.Tensor,
+                            velocities: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-particle energies ``[B, N]`` kJ/mol (float64) of checked inputs.
 
         Parameters
         ----------
-        positions : Tensor [B, N, 3] or [N, 3], nm
-        params : Tensor [B, 5] or [5], zJ (order ``cgsurrogate.simulate.microtubule.PARAM_NAMES``)
-        velocities : Tensor [B, N, 3] or [N, 3], nm/ps, optional (zeros)
-
-        Returns
-        -------
-        total : Tensor [B] (scalar for unbatched input), kJ/mol
-        per_node : Tensor [B, N] (or [N]), kJ/mol; sums to ``total``.
-
-        Raises
-        ------
-        ValueError
-            Positions, parameters or velocities of the wrong shape (e.g. another particle count).
+        positions : Tensor [B, N, 3], nm
+        params : Tensor [B, 5], zJ (order ``cgsurrogate.simulate.microtubule.PARAM_NAMES``)
+        velocities : Tensor [B, N, 3], nm/ps, or None (zeros)
         """
-        positions = torch.as_tensor(positions)
-        squeeze = positions.dim() == 2
-        if squeeze:
-            positions = positions[None]
-        N = self.num_nodes
-        if positions.dim() != 3 or tuple(positions.shape[1:]) != (N, 3):
-            raise ValueError(f"positions have shape {tuple(positions.shape)}, expected [B, {N}, 3] (nm)")
-        B = positions.shape[0]
-        p = torch.as_tensor(params)
-        if p.dim() == 1:
-            p = p[None]
-        if p.dim() == 2 and p.shape[0] == 1 and B > 1:
-            p = p.expand(B, -1)
-        if tuple(p.shape) != (B, NUM_PARAMS):
-            raise ValueError(f"params have shape {tuple(torch.as_tensor(params).shape)}, "
-                             f"expected [{B}, {NUM_PARAMS}] (zJ)")
+        B, N = positions.shape[0], positions.shape[1]
         first = next(self.model.parameters())
         dtype, device = first.dtype, first.device
-        if velocities is None:
-            vel = torch.zeros(B, N, 3, dtype=dtype, device=device)
-        else:
-            vel = torch.as_tensor(velocities)
-            if vel.dim() == 2:
-                vel = vel[None]
-            if tuple(vel.shape) != (B, N, 3):
-                raise ValueError(f"velocities have shape {tuple(vel.shape)}, expected [{B}, {N}, 3] (nm/ps)")
+        vel = torch.zeros(B, N, 3, dtype=dtype, device=device) if velocities is None else velocities
+        P = params.shape[-1]
         X = torch.cat([positions.to(device=device, dtype=dtype), vel.to(device=device, dtype=dtype),
-                       p.to(device=device, dtype=dtype)[:, None, :].expand(B, N, NUM_PARAMS)], -1)
+                       params.to(device=device, dtype=dtype)[:, None, :].expand(B, N, P)], -1)
         g = collate_graphs([self.builder.graph(X[b]) for b in range(B)]).to(device, dtype)
         _, aux = self.model(g)
         e = aux["node_energy"].view(B, N, 1).to(torch.float64)
-        per_node = self.builder.normalizer.denormalize_y(e)[..., 0]
-        if positions.dtype.is_floating_point:
-            per_node = per_node.to(positions.dtype)
-        total = per_node.sum(1)
-        if squeeze:
-            return total[0], per_node[0]
-        return total, per_node
+        return self.builder.normalizer.denormalize_y(e)[..., 0]
 
 
 def save_energy_checkpoint(path, energy: EGHNMicrotubuleEnergy, *, dataset_info: dict, metrics: dict) -> Path:
@@ -248,7 +212,7 @@ def energy_from_checkpoint(ckpt: dict, info: dict | None = None) -> EGHNMicrotub
         bonds = microtubule_topology().bonds
     builder = MicrotubuleGraphs(np.asarray(torch.as_tensor(bonds)), int(cfg["num_nodes"]),
                                 Normalizer.from_state_dict(ckpt["normalizer"]))
-    energy = EGHNMicrotubuleEnergy(model, builder, info=info)
+    energy = EGHNMicrotubuleEnergy(model, builder, info=info, system_spec=ckpt.get("system_spec"))
     try:
         energy.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
@@ -288,6 +252,7 @@ def train_microtubule_energy(data, out, *, epochs: int = 20, batches_per_epoch: 
         ``n_train``, ``n_val`` (frames), ``params`` (weights count).
     """
     from cgsurrogate.data.microtubule import load_microtubule_splits
+    from cgsurrogate.simulate.microtubule import tube_system_spec
     from cgsurrogate.surrogate.checkpoint import dataset_fingerprint, parameter_ranges
     from cgsurrogate.surrogate.train.dynamics_trainer import TrainConfig, build_dynamics_model, train_dynamics
 
@@ -316,7 +281,7 @@ def train_microtubule_energy(data, out, *, epochs: int = 20, batches_per_epoch: 
     r = train_dynamics(model, G, Gv, None, cfg, lambda_conn=lambda_conn, checkpoint=out / "train_state.pt",
                        progress=progress, dataset_info=info, task="energy", batches_per_epoch=batches_per_epoch,
                        eval_batch_size=batch_size)
-    energy = EGHNMicrotubuleEnergy(model.cpu().eval(), builder)
+    energy = EGHNMicrotubuleEnergy(model.cpu().eval(), builder, system_spec=tube_system_spec(tr.topology))
     metrics = {"best_val_nmse": float(r["best_val_mse"]), "best_epoch": int(r["best_epoch"]),
                "epochs_run": int(r["epochs_run"]), "n_train": len(G), "n_val": len(Gv),
                "params": int(sum(x.numel() for x in model.parameters())),

@@ -81,7 +81,7 @@ class SurrogateEnergy(EnergyModel):
         if F <= POS_VEL_COLUMNS:
             raise CGSurrogateError(f"normaliser has {F} features; need positions, velocities and parameters")
         if system_spec is None:
-            system_spec = minimal_spec(N, F - POS_VEL_COLUMNS)
+            system_spec = SystemSpec.minimal(N, F - POS_VEL_COLUMNS)
         super().__init__(system_spec)
         if (self.num_nodes, self.num_params) != (N, F - POS_VEL_COLUMNS):
             raise CGSurrogateError(
@@ -151,13 +151,6 @@ class SurrogateEnergy(EnergyModel):
         if yn.dim() == 2:
             yn = yn[..., None]
         return (yn.double() * self.y_std + self.y_mean)[..., 0]
-
-
-def minimal_spec(num_particles: int, num_params: int) -> SystemSpec:
-    """A spec that knows only the sizes: ``N`` particles of unit mass, parameters ``p0 ...`` (unitless)."""
-    return SystemSpec(name=f"unspecified system ({num_particles} particles)", num_particles=num_particles,
-                      param_names=tuple(f"p{i}" for i in range(num_params)), param_units=("",) * num_params,
-                      masses=(1.0,) * num_particles)
 
 
 def energy_and_forces(energy: nn.Module, positions, params, velocities=None, *, create_graph: bool = False):
