@@ -1,101 +1,133 @@
-"""Extended-XYZ trajectories of the microtubule with per-particle energies.
+"""Extended-XYZ trajectories with per-particle energies: the project's one extended-XYZ writer.
 
-The files follow the extended XYZ convention that ASE (``ase.io.read(path, ":")``) and
-OVITO read. Units are ASE's: positions in Angstrom, per-particle energies
-(``energies``) and the frame's total ``energy`` in eV, ``forces`` in eV/Angstrom; the
-velocity column ``vel`` is in Angstrom/ps. Every particle is the dummy species ``X``;
-the integer column ``tubulin`` is 0 for alpha and 1 for beta tubulin, ``clamped`` and
-``loaded`` flag the protocol's clamped and pulled monomers. The comment line of each
-frame holds ``step``, the five strength parameters and the units.
+The files follow the extended XYZ convention that ASE (``ase.io.read(path, ":")``) and OVITO
+read. Units are ASE's (conversion factors from :mod:`cgsurrogate.core.units`): positions in
+Angstrom, per-particle energies (``energies``) and the frame's total ``energy`` in eV,
+``forces`` in eV/Angstrom; the velocity column ``vel`` is in Angstrom/ps. Every particle is the
+dummy species ``X``. With a :class:`~cgsurrogate.core.system_spec.SystemSpec` the integer columns
+``<type_label>`` (e.g. ``tubulin``: 0 alpha, 1 beta), ``clamped`` and ``loaded`` flag the
+particles' types and the protocol's clamped and pulled particles, and the parameters are written
+one key per name (``LatAssoc=30 ...``); without one, as ``params="..."``. The comment line of
+each frame also holds ``step`` and the units.
+
+The comment line is made by ASE (``ase.io.extxyz.key_val_dict_to_str``); the columns are written
+here with 11 significant digits, because ASE's own writer rounds per-atom columns to 8 decimals
+(1e-8 eV), a relative error of ~1e-5 on a microtubule monomer's energy (~3e-4 eV).
 """
 from __future__ import annotations
 
-import os
-import uuid
+import io
 from pathlib import Path
 
 import numpy as np
 
-from cgsurrogate.simulate.microtubule import PARAM_NAMES, microtubule_topology
+from cgsurrogate.core.atomic import write_text_atomic
+from cgsurrogate.core.errors import CGSurrogateError
+from cgsurrogate.core.units import KJ_PER_MOL_IN_EV, KJ_PER_MOL_NM_IN_EV_PER_ANGSTROM, NM_IN_ANGSTROM
 
-#: kJ/mol -> eV.
-KJMOL_TO_EV = 1.0 / 96.48533212331
-NM_TO_ANGSTROM = 10.0
+UNITS_TEXT = "pos:Angstrom vel:Angstrom/ps forces:eV/Angstrom energies:eV energy:eV"
 
 
 def write_extxyz(path, positions, energies, velocities=None, forces=None, steps=None, params=None,
-                 clamp_nodes=None, load_nodes=None) -> Path:
-    """Write a trajectory as extended XYZ, atomically (temporary file + ``os.replace``).
+                 system_spec=None) -> Path:
+    """Write configurations and their per-particle energies as extended XYZ, atomically.
 
     Parameters
     ----------
-    path : path of the ``.xyz`` file
-    positions : array [F, N, 3] nm
-    energies : array [F, N] kJ/mol (per particle)
-    velocities : array [F, N, 3] nm/ps, optional
-    forces : array [F, N, 3] kJ/mol/nm, optional
-    steps : array [F] int, optional
-    params : array [5] zJ, optional (written into every comment line)
-    clamp_nodes, load_nodes : int arrays, optional (default the microtubule's first / last two rings)
+    path : path of the ``.xyz`` / ``.extxyz`` file
+    positions : array [F, N, 3] (or [N, 3]) nm
+    energies : array [F, N] (or [N]) kJ/mol (per particle)
+    velocities : array [F, N, 3] nm/ps, optional (column ``vel``)
+    forces : array [F, N, 3] kJ/mol/nm, optional (column ``forces``)
+    steps : array [F] int, optional (``step`` of each frame; default the frame index)
+    params : array [P] (every frame) or [F, P], optional
+    system_spec : SystemSpec, optional
+        Names the parameters and adds the type, ``clamped`` and ``loaded`` columns.
 
     Returns
     -------
     Path of the written file.
+
+    Raises
+    ------
+    CGSurrogateError
+        Arrays of inconsistent shapes, or an unwritable path (the message names ``path``).
     """
+    from ase.io.extxyz import key_val_dict_to_str
+
+    path = Path(path)
     pos = np.asarray(positions, dtype=np.float64)
     en = np.asarray(energies, dtype=np.float64)
-    if pos.ndim == 2:
+    single = pos.ndim == 2
+    if single:
         pos, en = pos[None], en[None]
-        velocities = None if velocities is None else np.asarray(velocities)[None]
-        forces = None if forces is None else np.asarray(forces)[None]
+    if pos.ndim != 3 or pos.shape[2] != 3:
+        raise CGSurrogateError(f"{path}: positions have shape {pos.shape}, expected [F, N, 3] (nm)")
     F, N, _ = pos.shape
     if en.shape != (F, N):
-        raise ValueError(f"energies have shape {en.shape}, expected {(F, N)}")
-    topo = microtubule_topology() if N == 624 else None
-    kind = (np.arange(N) // 13) % 2 if topo is not None else np.zeros(N, dtype=int)
-    clamped = np.zeros(N, dtype=int)
-    loaded = np.zeros(N, dtype=int)
-    if topo is not None:
-        clamped[topo.ring_nodes([0, 1]) if clamp_nodes is None else clamp_nodes] = 1
-        loaded[topo.ring_nodes([-2, -1]) if load_nodes is None else load_nodes] = 1
-    vel = np.zeros_like(pos) if velocities is None else np.asarray(velocities, dtype=np.float64)
-    frc = np.zeros_like(pos) if forces is None else np.asarray(forces, dtype=np.float64)
-    props = "species:S:1:pos:R:3:vel:R:3:forces:R:3:energies:R:1:tubulin:I:1:clamped:I:1:loaded:I:1"
-    units = 'units="pos:Angstrom vel:Angstrom/ps forces:eV/Angstrom energies:eV energy:eV"'
-    ptxt = ""
+        raise CGSurrogateError(f"{path}: energies have shape {en.shape}, expected {(F, N)} (kJ/mol)")
+    vel = _frames(velocities, (F, N, 3), single, "velocities", path)
+    frc = _frames(forces, (F, N, 3), single, "forces", path)
+    par = None
     if params is not None:
-        ptxt = " " + " ".join(f"{n}={float(v):g}" for n, v in zip(PARAM_NAMES, np.asarray(params).ravel()))
-    lines = []
+        par = np.asarray(params, dtype=np.float64)
+        par = np.broadcast_to(par, (F, par.shape[-1])) if par.ndim == 1 else par
+        if par.ndim != 2 or par.shape[0] != F:
+            raise CGSurrogateError(f"{path}: params have shape {np.shape(params)}, expected [P] or [{F}, P]")
+    spec = system_spec
+    if spec is not None and spec.num_particles != N:
+        raise CGSurrogateError(f"{path}: {N} particles, the system spec {spec.name!r} has {spec.num_particles}")
+
+    cols, props = [pos * NM_IN_ANGSTROM], ["species:S:1", "pos:R:3"]
+    if vel is not None:
+        cols.append(vel * NM_IN_ANGSTROM)
+        props.append("vel:R:3")
+    if frc is not None:
+        cols.append(frc * KJ_PER_MOL_NM_IN_EV_PER_ANGSTROM)
+        props.append("forces:R:3")
+    cols.append(en[..., None] * KJ_PER_MOL_IN_EV)
+    props.append("energies:R:1")
+    ints, int_props = [], []
+    if spec is not None:
+        if spec.particle_types is not None:
+            ints.append(np.asarray(spec.particle_types))
+            int_props.append(f"{spec.type_label}:I:1")
+        for name, nodes in (("clamped", spec.clamp_nodes), ("loaded", spec.load_nodes)):
+            flag = np.zeros(N, dtype=np.int64)
+            flag[list(nodes)] = 1
+            ints.append(flag)
+            int_props.append(f"{name}:I:1")
+    real = np.concatenate(cols, axis=-1)  # [F, N, R]
+    fmt = "X " + " ".join(["%.10e"] * real.shape[-1]) + "".join([" %d"] * len(ints))
+    int_block = np.stack(ints, axis=1) if ints else np.zeros((N, 0), dtype=np.int64)
+
+    out = io.StringIO()
     for f in range(F):
-        step = int(steps[f]) if steps is not None else f
-        etot = float(en[f].sum() * KJMOL_TO_EV)
-        lines.append(f"{N}\n")
-        lines.append(f'Properties={props} step={step} energy={etot:.10e}{ptxt} {units} pbc="F F F"\n')
-        p = pos[f] * NM_TO_ANGSTROM
-        v = vel[f] * NM_TO_ANGSTROM
-        fo = frc[f] * KJMOL_TO_EV / NM_TO_ANGSTROM
-        e = en[f] * KJMOL_TO_EV
-        for i in range(N):
-            lines.append(
-                f"X {p[i, 0]:.6f} {p[i, 1]:.6f} {p[i, 2]:.6f} {v[i, 0]:.6e} {v[i, 1]:.6e} {v[i, 2]:.6e} "
-                f"{fo[i, 0]:.6e} {fo[i, 1]:.6e} {fo[i, 2]:.6e} {e[i]:.8e} {kind[i]} {clamped[i]} {loaded[i]}\n"
-            )
-    return write_text_atomic(path, "".join(lines))
+        info = {"step": int(steps[f]) if steps is not None else f,
+                "energy": float(en[f].sum() * KJ_PER_MOL_IN_EV)}
+        if par is not None:
+            if spec is not None and par.shape[1] == spec.num_params:
+                info.update({n: float(v) for n, v in zip(spec.param_names, par[f])})
+            else:
+                info["params"] = par[f]
+        info["units"] = UNITS_TEXT
+        info["pbc"] = np.array([False, False, False])
+        out.write(f"{N}\n")
+        out.write(f"Properties={':'.join(props + int_props)} {key_val_dict_to_str(info)}\n")
+        rows = np.concatenate([real[f], int_block], axis=1) if ints else real[f]
+        np.savetxt(out, rows, fmt=fmt)
+    return write_text_atomic(path, out.getvalue())
 
 
-def write_text_atomic(path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temporary name in the same folder, then ``os.replace``).
+def _frames(a, shape, single, what, path):
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=np.float64)
+    if single:
+        a = a[None]
+    if a.shape != shape:
+        raise CGSurrogateError(f"{path}: {what} have shape {a.shape}, expected {list(shape)}")
+    return a
 
-    Returns
-    -------
-    Path of the written file.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+
+__all__ = ["write_extxyz", "write_text_atomic"]
