@@ -7,12 +7,13 @@ Registered through the ``openmmml.potentials`` entry point in ``pyproject.toml``
     potential = MLPotential("cgsurrogate", model="model.pt", params=(30, 30, 30, 30, 30))
     system = potential.createSystem(microtubule_openmm_topology())
 
-``model`` is a checkpoint path or a torch module with ``TrueEnergy``'s call signature
+``model`` is a checkpoint path or an energy model with ``TrueEnergy``'s call signature
 (``MLPotential("cgsurrogate", model=TrueEnergy())`` gives the reference force field).
 The force is an ``openmm.PythonForce`` (:func:`cgsurrogate.surrogate.interfaces.openmm_force.surrogate_force`);
 the strengths are its global parameters. A topology without elements gives
-massless particles in OpenMM-ML; ``createSystem`` here gives those particles the
-monomer mass (50 ag) except the clamped rings (``clamp=True``, mass 0).
+massless particles in OpenMM-ML; ``createSystem`` here gives those particles the masses of
+the model's ``system_spec`` (the microtubule: 50 ag) except its clamped particles
+(``clamp=True``, mass 0).
 """
 from __future__ import annotations
 
@@ -22,7 +23,35 @@ import os
 import openmm
 import openmm.app
 
-from cgsurrogate.simulate.microtubule import MONOMER_MASS_AMU, microtubule_topology
+from cgsurrogate.core.errors import CGSurrogateError
+
+
+def spec_openmm_topology(system_spec, residue_names=None, atom_name: str = "CA") -> openmm.app.Topology:
+    """An ``openmm.app.Topology`` of a system (one chain, one residue per particle, no elements).
+
+    Parameters
+    ----------
+    system_spec : SystemSpec
+        Particle count, bonds and particle types.
+    residue_names : sequence of str, optional
+        Residue name of each particle type (default the first three letters of ``type_names``,
+        upper case; ``"PRT"`` without types).
+    atom_name : str
+        Name of every atom.
+    """
+    spec = system_spec
+    types = spec.particle_types if spec.particle_types is not None else (0,) * spec.num_particles
+    names = tuple(residue_names) if residue_names is not None else (
+        tuple(n[:3].upper() for n in spec.type_names) or ("PRT",))
+    top = openmm.app.Topology()
+    chain = top.addChain("M")
+    atoms = []
+    for i in range(spec.num_particles):
+        res = top.addResidue(names[types[i]], chain, id=str(i + 1))
+        atoms.append(top.addAtom(atom_name, None, res, id=str(i + 1)))
+    for a, b in spec.bonds:
+        top.addBond(atoms[a], atoms[b])
+    return top
 
 
 def microtubule_openmm_topology() -> openmm.app.Topology:
@@ -31,19 +60,9 @@ def microtubule_openmm_topology() -> openmm.app.Topology:
     Residues are named ``TBA`` (alpha tubulin, even turns) and ``TBB`` (beta); atoms
     have no element. Bonds follow the tube's edges.
     """
-    from cgsurrogate.simulate.microtubule import tubulin_kind
+    from cgsurrogate.simulate.microtubule import microtubule_spec
 
-    topo = microtubule_topology()
-    kinds = tubulin_kind(topo.tube.n, topo.tube.k)
-    top = openmm.app.Topology()
-    chain = top.addChain("M")
-    atoms = []
-    for i in range(topo.num_nodes):
-        res = top.addResidue("TBA" if kinds[i] == "alpha" else "TBB", chain, id=str(i + 1))
-        atoms.append(top.addAtom("CA", None, res, id=str(i + 1)))
-    for a, b in topo.bonds:
-        top.addBond(atoms[int(a)], atoms[int(b)])
-    return top
+    return spec_openmm_topology(microtubule_spec(), residue_names=("TBA", "TBB"))
 
 
 class SurrogatePotentialImplFactory:
@@ -76,20 +95,23 @@ class _SurrogatePotentialImplMixin:
         The registered name (``cgsurrogate``).
     model : str, Path or nn.Module
         Checkpoint path (loaded with ``load_surrogate``) or a torch energy module.
-    params : sequence of 5 floats
-        Default strength parameters (zJ); global parameters of the force.
+    params : sequence of P floats, optional
+        Default strength parameters (global parameters of the force; default the spec's).
     """
 
-    def __init__(self, name: str, model=None, params=(30.0, 30.0, 30.0, 30.0, 30.0), **_):
+    def __init__(self, name: str, model=None, params=None, **_):
         if model is None:
-            raise ValueError("MLPotential('cgsurrogate'): pass model=<checkpoint path or torch module>")
+            raise CGSurrogateError("MLPotential('cgsurrogate'): pass model=<checkpoint path or torch module>")
         if isinstance(model, (str, os.PathLike)):
             from cgsurrogate.surrogate.interfaces.energy_function import load_surrogate
 
             model = load_surrogate(model)
+        from cgsurrogate.surrogate.interfaces.openmm_force import model_spec
+
+        self.spec = model_spec(model, "MLPotential('cgsurrogate')")
         self.name = name
         self.model = model
-        self.params = tuple(float(v) for v in params)
+        self.params = None if params is None else tuple(self.spec.check_params(params, "MLPotential('cgsurrogate') params"))
 
     def addForces(self, topology, system, atoms, forceGroup, clamp: bool = True, **args):
         """Add the surrogate's ``PythonForce`` to ``system`` (called by ``MLPotential.createSystem``).
@@ -102,25 +124,23 @@ class _SurrogatePotentialImplMixin:
             The particles the model sees (default all), in model order.
         forceGroup : int
         clamp : bool
-            Keep the first two rings' mass 0 (fixed); other element-less particles get
-            the monomer mass.
-        params : sequence of 5 floats, optional
+            Keep the spec's clamped particles' mass 0 (fixed); other element-less particles
+            get the spec's masses.
+        params : sequence of P floats, optional
             Overrides the strengths given to ``MLPotential``.
         """
         from cgsurrogate.surrogate.interfaces.openmm_force import surrogate_force
 
+        spec = self.spec
         idx = list(range(topology.getNumAtoms())) if atoms is None else [int(i) for i in atoms]
-        n_model = getattr(self.model, "num_nodes", None)
-        if n_model is not None and len(idx) != n_model:
-            raise ValueError(
-                f"MLPotential('cgsurrogate'): the topology has {len(idx)} particles, the model expects {n_model}"
+        if len(idx) != spec.num_particles:
+            raise CGSurrogateError(
+                f"MLPotential('cgsurrogate'): the topology has {len(idx)} particles, the model expects {spec.num_particles}"
             )
-        clamped = set()
-        if clamp:
-            clamped = {idx[int(i)] for i in microtubule_topology().ring_nodes([0, 1]) if int(i) < len(idx)}
-        for i in idx:
+        clamped = {idx[i] for i in spec.clamp_nodes} if clamp else set()
+        for k, i in enumerate(idx):
             if system.getParticleMass(i).value_in_unit(openmm.unit.dalton) == 0.0 and i not in clamped:
-                system.setParticleMass(i, MONOMER_MASS_AMU)
+                system.setParticleMass(i, spec.masses[k])
         params = args.get("params", self.params)
         force = surrogate_force(self.model, params, particles=None if atoms is None else idx, force_group=forceGroup)
         system.addForce(force)
