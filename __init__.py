@@ -23,7 +23,7 @@ _EXPORTS = {
     "SurrogateCalculator": "cgsurrogate.surrogate.interfaces.ase_calculator",
     "surrogate_system": "cgsurrogate.surrogate.interfaces.openmm_force",
     "predict": "cgsurrogate.surrogate.interfaces.prediction",
-    "relax": "cgsurrogate.optimize.relax",
+    "relax": "cgsurrogate.optimize.driver",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

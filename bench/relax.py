@@ -26,8 +26,9 @@ import torch
 
 
 from cgsurrogate.optimize.references import ase_fire, openmm_minimize, rmsd, true_objective  # noqa: E402
-from cgsurrogate.optimize.relax import default_boundary, relax  # noqa: E402
-from cgsurrogate.optimize.report import format_table, load_model_for_relax  # noqa: E402
+from cgsurrogate.optimize import default_boundary, relax  # noqa: E402
+from cgsurrogate.optimize.microtubule_case import load_model_for_relax  # noqa: E402
+from cgsurrogate.optimize.report import format_table  # noqa: E402
 from cgsurrogate.simulate.energy import TrueEnergy  # noqa: E402
 from cgsurrogate.simulate.microtubule import LOAD_FORCE_KJMOL_NM  # noqa: E402
 from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy  # noqa: E402
@@ -47,6 +48,7 @@ METHODS = {
     "c2f lgdd rigid 2,0 (Galerkin)": dict(schedule="2:1000,0", prolongation_kind="lgdd", coarse_space="rigid"),
     "c2f lgdd translate 2,0 (Galerkin)": dict(schedule="2:1000,0", prolongation_kind="lgdd"),
     "c2f spectral 2,0 no Galerkin (plain nested stages)": dict(schedule="2:600,0", galerkin=False),
+    "fine-only FIRE": dict(schedule="fine", optimizer="fire"),
 }
 
 

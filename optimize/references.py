@@ -1,6 +1,6 @@
 """References for the coarse-to-fine relaxation.
 
-* Fine-only: :func:`cgsurrogate.optimize.relax.relax` with ``schedule="fine"`` (the same optimiser on
+* Fine-only: :func:`cgsurrogate.optimize.relax` with ``schedule="fine"`` (the same optimiser on
   the fine coordinates only); :func:`fine_only` is that call.
 * ASE's FIRE through an ASE calculator (:func:`ase_fire`): the energy function wrapped by
   ``cgsurrogate.surrogate.interfaces.ase_calculator.SurrogateCalculator``, the constant load added by a small
@@ -12,7 +12,7 @@
 
 Units: nm, kJ/mol, kJ/mol/nm throughout (ASE's eV and Angstrom only inside
 :func:`ase_fire`). Every energy reported here is ``E_internal - sum F . (x - x_rest)``,
-the objective of :mod:`cgsurrogate.optimize.relax`.
+the objective of :mod:`cgsurrogate.optimize.objective`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ import time
 import numpy as np
 import torch
 
-from cgsurrogate.optimize.relax import LoadedEnergy, RelaxResult, default_boundary, relax
+from cgsurrogate.core.errors import CGSurrogateError
+from cgsurrogate.optimize.driver import relax
+from cgsurrogate.optimize.objective import LoadedEnergy, default_boundary
+from cgsurrogate.optimize.results import RelaxResult
 
 
 def fine_only(energy_fn, params, x0=None, **kwargs) -> RelaxResult:
@@ -29,7 +32,7 @@ def fine_only(energy_fn, params, x0=None, **kwargs) -> RelaxResult:
 
     Parameters
     ----------
-    energy_fn, params, x0 : see :func:`cgsurrogate.optimize.relax.relax`
+    energy_fn, params, x0 : see :func:`cgsurrogate.optimize.relax`
     **kwargs : passed on (``tol``, ``load_force``, ``optimizer``, ``max_evals``, ...)
 
     Returns
@@ -100,7 +103,7 @@ def openmm_minimize(params, x0=None, *, load_force: float = 0.0, clamp_nodes=Non
     Returns
     -------
     dict with ``positions`` ([N, 3] nm), ``energy``, ``internal``, ``load`` (kJ/mol, the
-    objective of :mod:`cgsurrogate.optimize.relax`, evaluated by the torch twin of the force field),
+    objective of :mod:`cgsurrogate.optimize.objective`, evaluated by the torch twin of the force field),
     ``openmm_internal`` (kJ/mol, OpenMM's own bond + angle energy), ``fmax`` (kJ/mol/nm),
     ``per_node`` ([N] kJ/mol), ``time_s``, ``platform``.
     """
@@ -114,7 +117,7 @@ def openmm_minimize(params, x0=None, *, load_force: float = 0.0, clamp_nodes=Non
     clamp, load = _boundary(topo, clamp_nodes, load_nodes)
     x = np.asarray(topo.positions if x0 is None else x0, dtype=np.float64)
     if x.shape != (topo.num_nodes, 3):
-        raise ValueError(f"start positions have shape {x.shape}, expected ({topo.num_nodes}, 3)")
+        raise CGSurrogateError(f"start positions have shape {x.shape}, expected ({topo.num_nodes}, 3)")
     system, info = build_microtubule_system(np.asarray(params, dtype=np.float64)[None], topology=topo,
                                             clamp_nodes=clamp, load_nodes=load, load_force=load_force)
     plat = get_platform(platform)
@@ -248,5 +251,5 @@ def rmsd(a, b) -> float:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"structures have shapes {a.shape} and {b.shape}")
+        raise CGSurrogateError(f"structures have shapes {a.shape} and {b.shape}")
     return float(np.sqrt(((a - b) ** 2).sum(1).mean()))

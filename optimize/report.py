@@ -2,24 +2,25 @@
 of the relaxed tube coloured by energy beside the OpenMM minimum.
 
 The XYZ writer is :func:`cgsurrogate.simulate.trajectory_io.write_extxyz` (ASE units: Angstrom, eV).
-Every file is written atomically (temporary name in the same folder, then ``os.replace``) by the
-simulation layer's writers (:func:`cgsurrogate.simulate.trajectory_io.write_text_atomic`,
-:func:`cgsurrogate.simulate.render.save_figure`).
+Every file is written atomically (:mod:`cgsurrogate.core.atomic`, and
+:func:`cgsurrogate.simulate.render.save_figure` for the PNG); ``relax.json`` is strict JSON.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+
+from cgsurrogate.core.atomic import write_json_atomic, write_text_atomic
+from cgsurrogate.core.errors import CGSurrogateError
 
 STAGE_COLUMNS = ("stage", "level", "vars", "evals", "energy_kjmol", "fmax_kjmol_nm", "stage_gnorm", "time_s",
                  "reason")
 
 
 def stage_rows(result) -> list[dict]:
-    """One plain dict per stage of a :class:`cgsurrogate.optimize.relax.RelaxResult`, plus a total row.
+    """One plain dict per stage of a :class:`cgsurrogate.optimize.results.RelaxResult`, plus a total row.
 
     Returns
     -------
@@ -47,6 +48,8 @@ def format_table(rows: list[dict], columns=None) -> str:
     columns = list(columns or rows[0].keys())
 
     def fmt(v):
+        if v is None:
+            return "-"
         if isinstance(v, float):
             return "nan" if math.isnan(v) else f"{v:.6g}"
         return str(v)
@@ -64,24 +67,24 @@ def stage_table(result) -> str:
     return format_table(stage_rows(result), STAGE_COLUMNS)
 
 
-def write_text(path, text: str) -> Path:
-    """Write ``text`` atomically (:func:`cgsurrogate.simulate.trajectory_io.write_text_atomic`)."""
-    from cgsurrogate.simulate.trajectory_io import write_text_atomic
-
-    return write_text_atomic(path, text)
+def _plain(obj):
+    """``obj`` with numpy arrays and scalars turned into lists and python numbers (for JSON)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return obj.tolist()
+    return obj
 
 
 def write_json(path, obj) -> Path:
-    """Write ``obj`` as JSON atomically (numpy scalars and arrays converted to lists)."""
+    """Write ``obj`` as strict JSON atomically (:func:`cgsurrogate.core.atomic.write_json_atomic`).
 
-    def default(o):
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, (np.floating, np.integer, np.bool_)):
-            return o.item()
-        raise TypeError(f"cannot write {type(o).__name__} to JSON")
-
-    return write_text(path, json.dumps(obj, indent=2, default=default) + "\n")
+    numpy arrays and scalars become lists and numbers; NaN or infinity anywhere is refused
+    with a :class:`~cgsurrogate.core.errors.CGSurrogateError` naming ``path`` (not valid JSON).
+    """
+    return write_json_atomic(path, _plain(obj))
 
 
 def plot_relaxed_vs_reference(path, positions, energies, ref_positions=None, ref_energies=None,
@@ -117,7 +120,7 @@ def plot_relaxed_vs_reference(path, positions, energies, ref_positions=None, ref
         panels.append((np.asarray(ref_positions, float), np.asarray(ref_energies, float), labels[1]))
     for x, e, _ in panels:
         if x.ndim != 2 or x.shape[1] != 3 or e.shape != (x.shape[0],):
-            raise ValueError(f"positions {x.shape} and energies {e.shape} must be [N, 3] and [N]")
+            raise CGSurrogateError(f"positions {x.shape} and energies {e.shape} must be [N, 3] and [N]")
     vmin = min(float(e.min()) for _, e, _ in panels)
     vmax = max(float(e.max()) for _, e, _ in panels)
     ys = np.concatenate([x[:, 1] for x, _, _ in panels])
@@ -154,7 +157,7 @@ def write_relax_outputs(out_dir, result, *, params, load_force: float, energy_la
     Parameters
     ----------
     out_dir : folder (created)
-    result : cgsurrogate.optimize.relax.RelaxResult
+    result : cgsurrogate.optimize.results.RelaxResult
     params : array [5] zJ
     load_force : float, kJ/mol/nm per loaded node
     energy_label : str  what was relaxed ("true energy" or the checkpoint path)
@@ -198,7 +201,7 @@ def write_relax_outputs(out_dir, result, *, params, load_force: float, energy_la
                   f"true energy of the relaxed structure: {te:.8g} kJ/mol; RMSD to the OpenMM minimum {d:.4g} nm"]
     if extra:
         summary.update(extra)
-    paths["table"] = write_text(out / "stages.txt", "\n".join(lines) + "\n")
+    paths["table"] = write_text_atomic(out / "stages.txt", "\n".join(lines) + "\n")
     paths["json"] = write_json(out / "relax.json", summary)
     paths["png"] = plot_relaxed_vs_reference(
         out / "relaxed.png", result.positions, result.per_node,
@@ -210,114 +213,3 @@ def write_relax_outputs(out_dir, result, *, params, load_force: float, energy_la
               "per monomer on the last two turns (-y)",
     )
     return paths
-
-
-def load_model_for_relax(path):
-    """Load a surrogate checkpoint (float64) and check it was trained on the microtubule.
-
-    Parameters
-    ----------
-    path : str or Path of a checkpoint written by ``cgsurrogate.surrogate.checkpoint.save_checkpoint``
-
-    Returns
-    -------
-    cgsurrogate.surrogate.interfaces.energy_function.SurrogateEnergy
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        Missing or unreadable file, or a model whose graph is not the 624-node
-        microtubule ``Tube(48,13,3)``, with a one-line message naming the file.
-    """
-    import torch
-
-    from cgsurrogate.simulate.microtubule import microtubule_topology
-    from cgsurrogate.surrogate.interfaces.energy_function import load_surrogate
-
-    path = Path(path)
-    energy = load_surrogate(path, dtype=torch.float64)
-    n = microtubule_topology().num_nodes
-    if energy.num_nodes != n or energy.num_params != 5:
-        raise ValueError(
-            f"{path}: the model was trained on a graph of {energy.num_nodes} nodes with {energy.num_params} "
-            f"parameters; relaxation needs the microtubule Tube(48,13,3) with {n} nodes and 5 parameters"
-        )
-    return energy
-
-
-def run_relax(out_dir, params, *, model=None, load: float = 1.0, schedule="default", optimizer: str = "lbfgs",
-              coarse_space=None, prolongation_kind=None, tol=None, max_evals=None, perturb: float = 0.0,
-              seed: int = 0, openmm_reference: bool = True, hierarchy_cache=None, progress: bool = True) -> dict:
-    """Relax the microtubule (under the surrogate, or the true energy) and write the outputs.
-
-    Parameters
-    ----------
-    out_dir : folder for ``relaxed.xyz``, ``stages.txt``, ``relax.json``, ``relaxed.png``
-    params : array [5] zJ
-    model : path of a surrogate checkpoint, optional
-        None relaxes the true energy function (``cgsurrogate.simulate.energy.TrueEnergy``), so the
-        optimiser can be judged on its own.
-    load : float
-        Load as a multiple of the protocol's full load (9e-14 N = 0.0542 kJ/mol/nm per
-        monomer of the last two turns, along -y); 0 for none.
-    schedule, optimizer, coarse_space, prolongation_kind, tol, max_evals :
-        see :func:`cgsurrogate.optimize.relax.relax` (None: its defaults)
-    perturb : float
-        Standard deviation (nm) of a Gaussian perturbation of the free nodes' start.
-    seed : int
-        Seed of that perturbation.
-    openmm_reference : bool
-        Also minimise the true force field with OpenMM (PNG panel, RMSD, energies).
-    hierarchy_cache : folder for the hierarchy cache (default: the hierarchy module's)
-    progress : bool
-
-    Returns
-    -------
-    dict with ``result`` (RelaxResult), ``paths``, ``reference`` (dict or None),
-    ``true`` (true-energy terms of the relaxed structure), ``rmsd_nm``.
-    """
-    from cgsurrogate.optimize import relax as R
-    from cgsurrogate.optimize.references import openmm_minimize, rmsd, true_objective
-    from cgsurrogate.simulate.energy import TrueEnergy
-    from cgsurrogate.simulate.microtubule import LOAD_FORCE_KJMOL_NM, microtubule_topology
-    from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
-
-    params = np.asarray(params, dtype=np.float64).reshape(-1)
-    if not math.isfinite(load):
-        raise ValueError(f"load {load} is not finite")
-    topo = microtubule_topology()
-    if model is None:
-        energy, label = TrueEnergy(topo), "true energy"
-    else:
-        energy, label = load_model_for_relax(model), f"surrogate {Path(model).name}"
-    clamp, loaded = R.default_boundary(topo)
-    x0 = topo.positions.copy()
-    if perturb > 0:
-        rng = np.random.default_rng(seed)
-        free = np.ones(len(x0), bool)
-        free[clamp] = False
-        x0[free] += perturb * rng.standard_normal((int(free.sum()), 3))
-    force = float(load) * LOAD_FORCE_KJMOL_NM
-    stages = R.parse_schedule(schedule)
-    hierarchy = microtubule_hierarchy(cache_dir=hierarchy_cache) if any(s.level > 0 for s in stages) else None
-    kw = {}
-    for name, val in (("coarse_space", coarse_space), ("prolongation_kind", prolongation_kind), ("tol", tol),
-                      ("max_evals", max_evals)):
-        if val is not None:
-            kw[name] = val
-    result = R.relax(energy, params, x0, hierarchy=hierarchy, schedule=stages, optimizer=optimizer,
-                     clamp_nodes=clamp, load_nodes=loaded, load_force=force, reference=topo.positions,
-                     progress=progress, **kw)
-    true_parts = true_objective(params, result.positions, load_force=force) if model is not None else None
-    reference = openmm_minimize(params, x0, load_force=force) if openmm_reference else None
-    paths = write_relax_outputs(out_dir, result, params=params, load_force=force, energy_label=label,
-                                reference=reference, true_parts=true_parts, rest_positions=topo.positions,
-                                extra={"load_multiple_of_protocol": float(load), "start_perturbation_nm": perturb,
-                                       "seed": seed, "model": None if model is None else str(model)})
-    return {
-        "result": result,
-        "paths": paths,
-        "reference": reference,
-        "true": true_parts,
-        "rmsd_nm": None if reference is None else rmsd(result.positions, reference["positions"]),
-    }

@@ -10,8 +10,9 @@ The microtubule hierarchy of the paper is ``Tube(48,13,3) -> Tube(24,13,1) -> Tu
 ``cache_dir``, else ``$CGS_CACHE_DIR``, else ``~/.cache/cgsurrogate``; a second call loads
 the file instead of recomputing.
 
-On-disk format (``torch.save`` of :meth:`Hierarchy.state_dict`, loads with
-``torch.load(weights_only=True)``): ``format`` = "cgsurrogate.hierarchy", ``format_version``,
+On-disk format: a checkpoint of kind ``"hierarchy"`` (:mod:`cgsurrogate.core.checkpoint_io`:
+atomic write, ``weights_only`` read, one-line errors) whose payload is
+:meth:`Hierarchy.state_dict`: ``format`` = "cgsurrogate.hierarchy", ``format_version``,
 ``graphs`` (list of plain descriptors, see :func:`cgsurrogate.surrogate.graphs.weighted_graph.graph_to_dict`), ``sizes``,
 ``P`` (list of float64 tensors [n_i, n_{i+1}]), ``laplacian_indices`` / ``laplacian_values``
 (COO parts of each Laplacian), ``distances`` (objective ``||P L_{i+1} - L_i P||_F`` of each P),
@@ -29,13 +30,14 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cgsurrogate.core.checkpoint_io import read_checkpoint, write_checkpoint
+from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.simulate.tube import Tube
 from cgsurrogate.surrogate.graphs.weighted_graph import graph_from_dict, graph_key, graph_to_dict, laplacian
 
@@ -74,15 +76,15 @@ class Hierarchy:
     def __init__(self, graphs, P, distances=None, alpha: float = 1.0, refined: bool = False):
         self.graphs = list(graphs)
         if not self.graphs:
-            raise ValueError("a hierarchy needs at least one graph")
+            raise CGSurrogateError("a hierarchy needs at least one graph")
         self.sizes = [int(g.num_nodes) for g in self.graphs]
         self.P = [torch.as_tensor(np.asarray(p) if not isinstance(p, torch.Tensor) else p).to(torch.float64)
                   for p in P]
         if len(self.P) != len(self.graphs) - 1:
-            raise ValueError(f"{len(self.graphs)} graphs need {len(self.graphs) - 1} prolongations, got {len(self.P)}")
+            raise CGSurrogateError(f"{len(self.graphs)} graphs need {len(self.graphs) - 1} prolongations, got {len(self.P)}")
         for i, p in enumerate(self.P):
             if tuple(p.shape) != (self.sizes[i], self.sizes[i + 1]):
-                raise ValueError(f"P[{i}] has shape {tuple(p.shape)}, expected {(self.sizes[i], self.sizes[i + 1])}")
+                raise CGSurrogateError(f"P[{i}] has shape {tuple(p.shape)}, expected {(self.sizes[i], self.sizes[i + 1])}")
         self.laplacians = [laplacian(g) for g in self.graphs]
         self.distances = [float(d) for d in distances] if distances is not None else [float("nan")] * len(self.P)
         self.alpha = float(alpha)
@@ -105,7 +107,7 @@ class Hierarchy:
         ``prolongation(0)`` is the identity [n_0, n_0]; ``prolongation(i) = P[0] @ ... @ P[i-1]``.
         """
         if not 0 <= i < self.num_levels:
-            raise ValueError(f"level {i} outside 0..{self.num_levels - 1}")
+            raise CGSurrogateError(f"level {i} outside 0..{self.num_levels - 1}")
         if i not in self._composed:
             out = torch.eye(self.sizes[0], dtype=torch.float64)
             for p in self.P[:i]:
@@ -138,61 +140,52 @@ class Hierarchy:
 
         Raises
         ------
-        ValueError
+        CGSurrogateError
             Naming ``source`` and the problem, for a foreign, old, malformed or inconsistent dict.
         """
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ValueError(f"{source}: not a cgsurrogate hierarchy (missing format tag {FORMAT!r})")
+            raise CGSurrogateError(f"{source}: not a cgsurrogate hierarchy (missing format tag {FORMAT!r})")
         if d.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{source}: hierarchy format version {d.get('format_version')!r}, "
+            raise CGSurrogateError(f"{source}: hierarchy format version {d.get('format_version')!r}, "
                              f"this code reads version {FORMAT_VERSION}")
         for key in ("graphs", "sizes", "P", "laplacian_indices", "laplacian_values", "distances", "alpha", "refined"):
             if key not in d:
-                raise ValueError(f"{source}: malformed hierarchy, missing {key!r}")
+                raise CGSurrogateError(f"{source}: malformed hierarchy, missing {key!r}")
         try:
             graphs = [graph_from_dict(g) for g in d["graphs"]]
         except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
+            raise CGSurrogateError(f"{source}: {exc}") from None
         sizes = [int(g.num_nodes) for g in graphs]
         if list(d["sizes"]) != sizes:
-            raise ValueError(f"{source}: sizes {list(d['sizes'])} do not match the graphs {sizes}")
+            raise CGSurrogateError(f"{source}: sizes {list(d['sizes'])} do not match the graphs {sizes}")
         P = d["P"]
         if not isinstance(P, (list, tuple)) or len(P) != len(graphs) - 1:
-            raise ValueError(f"{source}: {len(graphs)} graphs need {len(graphs) - 1} prolongation matrices")
+            raise CGSurrogateError(f"{source}: {len(graphs)} graphs need {len(graphs) - 1} prolongation matrices")
         for i, p in enumerate(P):
             if not isinstance(p, torch.Tensor) or tuple(p.shape) != (sizes[i], sizes[i + 1]):
                 shape = tuple(p.shape) if isinstance(p, torch.Tensor) else type(p).__name__
-                raise ValueError(f"{source}: P[{i}] is {shape}, expected a tensor of shape {(sizes[i], sizes[i + 1])}")
+                raise CGSurrogateError(f"{source}: P[{i}] is {shape}, expected a tensor of shape {(sizes[i], sizes[i + 1])}")
             if not torch.isfinite(p).all():
-                raise ValueError(f"{source}: P[{i}] has non-finite entries")
+                raise CGSurrogateError(f"{source}: P[{i}] has non-finite entries")
             p64 = p.to(torch.float64)
             err = (p64.T @ p64 - torch.eye(p.shape[1], dtype=torch.float64)).abs().max().item()
             if err > 1e-6:
-                raise ValueError(f"{source}: P[{i}] columns are not orthonormal (max |P^T P - I| = {err:.2e})")
+                raise CGSurrogateError(f"{source}: P[{i}] columns are not orthonormal (max |P^T P - I| = {err:.2e})")
         if len(d["laplacian_indices"]) != len(graphs) or len(d["laplacian_values"]) != len(graphs):
-            raise ValueError(f"{source}: expected {len(graphs)} Laplacians")
+            raise CGSurrogateError(f"{source}: expected {len(graphs)} Laplacians")
         h = cls(graphs, P, d["distances"], d["alpha"], d["refined"])
         for i, (idx, val) in enumerate(zip(d["laplacian_indices"], d["laplacian_values"])):
             lap = h.laplacians[i]
             if (not isinstance(idx, torch.Tensor) or not isinstance(val, torch.Tensor)
                     or idx.shape != lap.indices().shape or not torch.equal(idx, lap.indices())
                     or not torch.equal(val.to(torch.float64), lap.values())):
-                raise ValueError(f"{source}: stored Laplacian of level {i} does not match graph {h.names[i]}")
+                raise CGSurrogateError(f"{source}: stored Laplacian of level {i} does not match graph {h.names[i]}")
         return h
 
     def save(self, path) -> Path:
-        """Write atomically (temporary file in the same folder, then ``os.replace``). Returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        """Write as a ``"hierarchy"`` checkpoint (:func:`cgsurrogate.core.checkpoint_io.write_checkpoint`,
+        atomic). Returns the path."""
+        return write_checkpoint(path, "hierarchy", self.state_dict(), version=FORMAT_VERSION)
 
     @classmethod
     def load(cls, path) -> "Hierarchy":
@@ -200,20 +193,13 @@ class Hierarchy:
 
         Raises
         ------
-        FileNotFoundError
-            If the file does not exist.
-        ValueError
-            Naming the file, if it is not a readable, consistent hierarchy.
+        cgsurrogate.core.errors.InputFileError
+            Missing, corrupt or foreign file (also a ``FileNotFoundError`` and ``ValueError``).
+        CGSurrogateError
+            Naming the file, if its hierarchy is not consistent.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: hierarchy file not found")
-        try:
-            d = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # corrupt file, pickle of foreign objects, truncated write
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"{path}: not a readable hierarchy file ({msg[:120]})") from None
-        return cls.from_state_dict(d, source=str(path))
+        _, _, payload = read_checkpoint(path, "hierarchy", max_version=FORMAT_VERSION)
+        return cls.from_state_dict(payload, source=str(path))
 
     def matches(self, graphs) -> bool:
         """True if this hierarchy was built for exactly these graphs (same content, same order)."""
@@ -248,12 +234,13 @@ def build_hierarchy(graphs, alpha: float = 1.0, refine: bool = False, cache_dir=
     -------
     Hierarchy
     """
-    from cgsurrogate.surrogate.graphs.lgdd import laplacian_spectrum, lgdd
+    from cgsurrogate.surrogate.graphs.lgdd import lgdd
+    from cgsurrogate.surrogate.graphs.spectrum import laplacian_spectrum
 
     graphs = list(graphs)
     for i in range(len(graphs) - 1):
         if graphs[i + 1].num_nodes > graphs[i].num_nodes:
-            raise ValueError(f"graphs must be finest first: {graphs[i].name} has fewer nodes than {graphs[i + 1].name}")
+            raise CGSurrogateError(f"graphs must be finest first: {graphs[i].name} has fewer nodes than {graphs[i + 1].name}")
     cache_file = None
     if use_cache:
         cache_file = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -264,7 +251,7 @@ def build_hierarchy(graphs, alpha: float = 1.0, refine: bool = False, cache_dir=
                 if h.matches(graphs) and h.alpha == float(alpha) and h.refined == bool(refine):
                     return h
             except ValueError as exc:
-                warnings.warn(f"ignoring unusable cache entry: {exc}")
+                warnings.warn(f"ignoring unusable cache entry: {exc}", stacklevel=2)
     spectra = [laplacian_spectrum(g) for g in graphs]
     P, dist = [], []
     levels = range(len(graphs) - 1)
@@ -281,8 +268,8 @@ def build_hierarchy(graphs, alpha: float = 1.0, refine: bool = False, cache_dir=
     if cache_file is not None:
         try:
             h.save(cache_file)
-        except OSError as exc:
-            warnings.warn(f"could not write hierarchy cache {cache_file}: {exc}")
+        except (OSError, CGSurrogateError) as exc:
+            warnings.warn(f"could not write hierarchy cache {cache_file}: {exc}", stacklevel=2)
     return h
 
 
@@ -301,7 +288,7 @@ def microtubule_hierarchy(levels: int = 3, cache_dir=None, refine: bool = False,
     Hierarchy with sizes ``[624, 312, 72][:levels]``.
     """
     if not 1 <= int(levels) <= len(MICROTUBULE_GRAPHS):
-        raise ValueError(f"microtubule hierarchy has 1..{len(MICROTUBULE_GRAPHS)} levels, got {levels}")
+        raise CGSurrogateError(f"microtubule hierarchy has 1..{len(MICROTUBULE_GRAPHS)} levels, got {levels}")
     return build_hierarchy(MICROTUBULE_GRAPHS[: int(levels)], alpha=1.0, refine=refine, cache_dir=cache_dir,
                            use_cache=use_cache)
 
@@ -324,7 +311,8 @@ def search_coarse_tubes(fine=MICROTUBULE_GRAPHS[0], n: int = 24, ks=range(3, 13)
     ``distance_alpha1`` (alpha = 1, the hierarchy's matrices), ``num_rlap``.
     Candidates larger than ``fine`` are skipped.
     """
-    from cgsurrogate.surrogate.graphs.lgdd import alpha_search, assignment, assignment_cost, laplacian_spectrum
+    from cgsurrogate.surrogate.graphs.alpha_search import alpha_search
+    from cgsurrogate.surrogate.graphs.spectrum import assignment, assignment_cost, laplacian_spectrum
 
     lam2 = laplacian_spectrum(fine, vectors=False)[0]
     cands = [Tube(n, k, p, w) for k in ks for p in ps for w in seam_weights if p < n and n * k <= len(lam2)]
@@ -351,7 +339,8 @@ def hierarchy_report(h: Hierarchy, optimal_alpha: bool = True) -> list[dict]:
     hierarchy's alpha) and, if ``optimal_alpha``, ``distance_opt`` / ``alpha_opt`` (alpha
     optimised exactly, :func:`cgsurrogate.surrogate.graphs.lgdd.alpha_search`).
     """
-    from cgsurrogate.surrogate.graphs.lgdd import alpha_search, laplacian_spectrum
+    from cgsurrogate.surrogate.graphs.alpha_search import alpha_search
+    from cgsurrogate.surrogate.graphs.spectrum import laplacian_spectrum
 
     spectra = [laplacian_spectrum(g, vectors=False)[0] for g in h.graphs] if optimal_alpha else None
     rows = []

@@ -15,20 +15,8 @@ same positions, so the ``n2 - n1`` unmatched eigen-directions of ``L2`` contribu
 At fixed alpha the best injection solves a rectangular linear assignment problem (RLAP) with
 cost ``(a_j/alpha - alpha b_l)^2`` (:func:`scipy.optimize.linear_sum_assignment`).
 
-Alpha search (exact). Write ``t = alpha^2``, ``A = sum_j a_j^2`` (the same for every ``pi``
-because every row is matched), ``B_pi = sum_j b_pi(j)^2``, ``C_pi = sum_j a_j b_pi(j)``. Then
-
-    f_pi(t) = A / t - 2 C_pi + B_pi t ,     min_t f_pi = 2 (sqrt(A B_pi) - C_pi) at t = sqrt(A / B_pi).
-
-The lower envelope (paper fig. 5) is ``F(t) = A/t + g(t)`` with ``g(t) = min_pi (B_pi t - 2 C_pi)``
-a *concave piecewise-linear* function of ``t``: each RLAP solved at some ``t`` returns one of
-its linear pieces (a supporting line). :func:`alpha_search` enumerates the pieces by
-intersecting supporting lines (each RLAP solution is reused as an exact upper bound for every
-alpha, and as the end line of two neighbouring intervals), and prunes an interval ``[tl, tr]``
-as soon as the lower bound ``min_t A/t + chord(t)`` (concavity puts ``g`` above the chord) is no
-better than the best feasible value found. The result is the global minimum of ``D^2`` over
-subpermutations and alpha up to an absolute tolerance ``rtol * 2 sqrt(A max_pi B_pi)`` and the
-exactness of the RLAP solver; the minimiser lies in ``t in [sqrt(A/B_max), sqrt(A/B_min)]``.
+The exact search over alpha is :mod:`cgsurrogate.surrogate.graphs.alpha_search`; the
+eigendecomposition and assignment primitives are :mod:`cgsurrogate.surrogate.graphs.spectrum`.
 
 Refinement over the Stiefel manifold (:func:`refine_stiefel`, pymanopt) starts from the
 eigenvector construction; that start is always a critical point (its Riemannian gradient
@@ -36,14 +24,21 @@ vanishes), so the refinement is the paper's polishing step and an independent ch
 """
 from __future__ import annotations
 
-import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from cgsurrogate.surrogate.graphs.weighted_graph import adjacency_of, dense_laplacian
+from cgsurrogate.core.errors import CGSurrogateError
+from cgsurrogate.surrogate.graphs.alpha_search import AlphaSearchResult, alpha_search
+from cgsurrogate.surrogate.graphs.spectrum import (
+    ZERO_TOL,  # noqa: F401  (kept importable from here)
+    assignment,
+    assignment_cost,
+    laplacian_spectrum,
+    prolongation_from_assignment,
+)
+from cgsurrogate.surrogate.graphs.weighted_graph import laplacian_csr
 
 __all__ = [
     "laplacian_spectrum",
@@ -59,94 +54,14 @@ __all__ = [
     "prolongation",
 ]
 
-#: Eigenvalues with ``|lam| <= ZERO_TOL * max|lam|`` are set to exactly 0 (graph components).
-ZERO_TOL = 1e-11
 
-
-def laplacian_spectrum(graph, vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Eigendecomposition of the paper-sign Laplacian ``L = U diag(lam) U^T``.
-
-    Parameters
-    ----------
-    graph : Tube, Grid, WeightedGraph or adjacency matrix [N, N]
-    vectors : bool  also compute the eigenvectors (False is faster; ``U`` is then None)
-
-    Returns
-    -------
-    lam : ndarray [N] float64, ascending (all <= 0); values within ``ZERO_TOL`` of 0 are set to 0.
-    U : ndarray [N, N] float64, orthonormal eigenvectors in columns (None if ``vectors`` is False).
-    """
-    L = dense_laplacian(graph)
-    if vectors:
-        lam, U = np.linalg.eigh(L)
-    else:
-        lam, U = np.linalg.eigvalsh(L), None
-    scale = max(float(np.abs(lam).max()), 1e-300)
-    lam = np.where(np.abs(lam) <= ZERO_TOL * scale, 0.0, np.minimum(lam, 0.0))
-    return lam, U
-
-
-def _check_sizes(lam1, lam2):
-    if len(lam1) > len(lam2):
-        raise ValueError(f"LGDD needs |G1| <= |G2|, got {len(lam1)} > {len(lam2)}")
-
-
-def assignment(lam1: np.ndarray, lam2: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """Optimal injection for the RLAP with cost ``(lam1_j/alpha - alpha lam2_l)^2``.
-
-    Parameters
-    ----------
-    lam1 : ndarray [n1]; lam2 : ndarray [n2], n1 <= n2
-    alpha : float > 0
-
-    Returns
-    -------
-    pi : ndarray [n1] int64, ``pi[j]`` the index of the ``lam2`` eigenvalue matched to ``lam1[j]``.
-    """
-    lam1 = np.asarray(lam1, dtype=np.float64)
-    lam2 = np.asarray(lam2, dtype=np.float64)
-    _check_sizes(lam1, lam2)
-    if not alpha > 0:
-        raise ValueError(f"alpha must be positive, got {alpha}")
-    cost = (lam1[:, None] / alpha - alpha * lam2[None, :]) ** 2
-    rows, cols = linear_sum_assignment(cost)
-    pi = np.empty(len(lam1), dtype=np.int64)
-    pi[rows] = cols
-    return pi
-
-
-def assignment_cost(lam1: np.ndarray, lam2: np.ndarray, pi: np.ndarray, alpha: float = 1.0) -> float:
-    """Squared objective of the eigenvector construction: ``sum_j (lam1_j/alpha - alpha lam2_pi(j))^2``.
-
-    Equals ``objective(prolongation_from_assignment(U1, U2, pi), L1, L2, alpha) ** 2``.
-    """
-    lam1 = np.asarray(lam1, dtype=np.float64)
-    lam2 = np.asarray(lam2, dtype=np.float64)
-    return float(np.sum((lam1 / alpha - alpha * lam2[np.asarray(pi)]) ** 2))
-
-
-def prolongation_from_assignment(U1: np.ndarray, U2: np.ndarray, pi: np.ndarray) -> np.ndarray:
-    """``P = U2 Pt U1^T`` with ``Pt[pi[j], j] = 1``.
-
-    Parameters
-    ----------
-    U1 : ndarray [n1, n1]; U2 : ndarray [n2, n2] (orthonormal eigenvectors in columns)
-    pi : ndarray [n1] int
-
-    Returns
-    -------
-    P : ndarray [n2, n1] float64 with ``P^T P = I``.
-    """
-    return U2[:, np.asarray(pi)] @ U1.T
-
-
-def _laplacian_csr(graph_or_L):
+def _as_laplacian(graph_or_L):
+    """A Laplacian given as a matrix (ndarray / scipy sparse) as CSR, or the Laplacian of a graph object."""
     import scipy.sparse as sp
 
     if sp.issparse(graph_or_L) or isinstance(graph_or_L, np.ndarray):
         return sp.csr_matrix(graph_or_L, dtype=np.float64)
-    a = adjacency_of(graph_or_L)
-    return (a - sp.diags(np.asarray(a.sum(1)).ravel())).tocsr()
+    return laplacian_csr(graph_or_L)
 
 
 def objective(P: np.ndarray, L1, L2, alpha: float = 1.0) -> float:
@@ -159,8 +74,8 @@ def objective(P: np.ndarray, L1, L2, alpha: float = 1.0) -> float:
     L2 : Laplacian [n2, n2] (ndarray or scipy sparse) or a graph object
     alpha : float > 0
     """
-    L1 = _laplacian_csr(L1)
-    L2 = _laplacian_csr(L2)
+    L1 = _as_laplacian(L1)
+    L2 = _as_laplacian(L2)
     P = np.asarray(P, dtype=np.float64)
     R = (L1.T @ P.T).T / alpha - alpha * (L2 @ P)
     return float(np.sqrt(np.sum(R * R)))
@@ -191,12 +106,12 @@ def refine_stiefel(P0: np.ndarray, L1, L2, alpha: float = 1.0, max_iterations: i
     from pymanopt.manifolds import Stiefel
     from pymanopt.optimizers import ConjugateGradient
 
-    L1 = _laplacian_csr(L1)
-    L2 = _laplacian_csr(L2)
+    L1 = _as_laplacian(L1)
+    L2 = _as_laplacian(L2)
     P0 = np.asarray(P0, dtype=np.float64)
     n2, n1 = P0.shape
     if L1.shape != (n1, n1) or L2.shape != (n2, n2):
-        raise ValueError(f"refine_stiefel: P0 {P0.shape} does not fit L1 {L1.shape} and L2 {L2.shape}")
+        raise CGSurrogateError(f"refine_stiefel: P0 {P0.shape} does not fit L1 {L1.shape} and L2 {L2.shape}")
     L1T = L1.T.tocsr()
     manifold = Stiefel(n2, n1)
 
@@ -226,137 +141,6 @@ def refine_stiefel(P0: np.ndarray, L1, L2, alpha: float = 1.0, max_iterations: i
     return P, {"start": math.sqrt(c0), "end": math.sqrt(c1), "iterations": int(res.iterations),
                "stopping_reason": str(res.stopping_criterion), "kept_start": kept}
 
-
-@dataclass
-class AlphaSearchResult:
-    """Outcome of :func:`alpha_search`.
-
-    Attributes
-    ----------
-    distance : float   D = sqrt(min over subpermutations and alpha of the squared objective)
-    alpha : float      the minimising alpha (``inf`` / ``0`` in the degenerate cases noted in :func:`alpha_search`)
-    assignment : ndarray [n1] int   the minimising injection
-    num_rlap : int     number of RLAPs solved
-    tolerance : float  absolute tolerance on ``distance**2``
-    pieces : list of (B, C) for the supporting lines found (the envelope pieces visited)
-    """
-
-    distance: float
-    alpha: float
-    assignment: np.ndarray
-    num_rlap: int
-    tolerance: float
-    pieces: list = field(default_factory=list, repr=False)
-
-
-def _line(a, b, pi):
-    bp = b[pi]
-    return float(np.dot(bp, bp)), float(np.dot(a, bp))
-
-
-def alpha_search(lam1: np.ndarray, lam2: np.ndarray, rtol: float = 1e-12, max_rlap: int = 20000,
-                 extra_alphas=(1.0,)) -> AlphaSearchResult:
-    """Global minimum over alpha > 0 and subpermutations of ``sum_j (a_j/alpha - alpha b_pi(j))^2``.
-
-    Exact branch and bound over the concave piecewise-linear envelope (module docstring).
-
-    Parameters
-    ----------
-    lam1 : ndarray [n1]; lam2 : ndarray [n2]  Laplacian eigenvalues (paper sign), n1 <= n2.
-    rtol : float  relative tolerance; the result's ``distance**2`` is within
-        ``rtol * 2 sqrt(A B_max)`` of the global minimum (for exact RLAP solutions).
-    max_rlap : int  safety cap on RLAP solves (a ValueError is raised if it is hit).
-    extra_alphas : iterable of float  alphas evaluated first as seeds (default: 1).
-
-    Returns
-    -------
-    AlphaSearchResult
-        Degenerate cases: if ``G1`` has no edges (``A = 0``) the infimum 0 is approached as
-        alpha -> 0 (``alpha = 0.0``); if ``G2`` has at least ``n1`` zero eigenvalues the infimum
-        0 is approached as alpha -> inf (``alpha = inf``).
-    """
-    a = np.asarray(lam1, dtype=np.float64)
-    b = np.asarray(lam2, dtype=np.float64)
-    _check_sizes(a, b)
-    n1 = len(a)
-    A = float(np.dot(a, a))
-    b2 = np.sort(b * b)
-    Bmin, Bmax = float(b2[:n1].sum()), float(b2[-n1:].sum()) if n1 else 0.0
-    if A == 0.0:
-        return AlphaSearchResult(0.0, 0.0, np.argsort(b * b, kind="stable")[:n1], 0, 0.0)
-    if Bmin == 0.0:
-        pi = np.argsort(b * b, kind="stable")[:n1]
-        return AlphaSearchResult(0.0, math.inf, pi, 0, 0.0)
-    tlo, thi = math.sqrt(A / Bmax), math.sqrt(A / Bmin)
-    tol = rtol * 2.0 * math.sqrt(A * Bmax)
-    if thi <= tlo * (1.0 + 1e-14):  # n1 == n2 (or equal extremes): B is the same for every injection
-        pi = assignment(a, b, A ** 0.25 / Bmin ** 0.25)
-        alpha = (A / Bmin) ** 0.25
-        d2 = assignment_cost(a, b, pi, alpha)
-        return AlphaSearchResult(math.sqrt(max(d2, 0.0)), alpha, pi, 1, tol, [_line(a, b, pi)])
-    num = 0
-    cache: dict[tuple, np.ndarray] = {}
-    best = [math.inf, None, None]  # value (squared D), line, pi
-
-    def oracle(t):
-        nonlocal num
-        num += 1
-        if num > max_rlap:
-            raise ValueError(f"alpha_search: more than {max_rlap} RLAPs without convergence")
-        pi = assignment(a, b, math.sqrt(t))
-        ln = _line(a, b, pi)
-        cache.setdefault(ln, pi)
-        val = 2.0 * (math.sqrt(A * ln[0]) - ln[1])
-        if val < best[0]:
-            best[:] = [val, ln, pi]
-        return ln
-
-    for al in extra_alphas:
-        t = float(al) ** 2
-        if tlo < t < thi:
-            oracle(t)
-    Ll, Lr = oracle(tlo), oracle(thi)
-
-    ltol_b, ltol_c = 1e-12 * Bmax, 1e-12 * math.sqrt(A * Bmax)
-
-    def same(L0, L1_):
-        return abs(L0[0] - L1_[0]) <= ltol_b and abs(L0[1] - L1_[1]) <= ltol_c
-
-    def gval(ln, t):
-        return ln[0] * t - 2.0 * ln[1]
-
-    def lower_bound(tl, Ll, tr, Lr):
-        gl, gr = gval(Ll, tl), gval(Lr, tr)
-        s = (gr - gl) / (tr - tl)
-        c0 = gl - s * tl
-        t0 = min(max(math.sqrt(A / s), tl), tr) if s > 0 else tr
-        return A / t0 + s * t0 + c0
-
-    heap = [(lower_bound(tlo, Ll, thi, Lr), tlo, Ll, thi, Lr)]
-    while heap:
-        lb, tl, Ll, tr, Lr = heapq.heappop(heap)
-        if lb >= best[0] - tol:
-            break  # every remaining interval has a lower bound at least as large
-        if same(Ll, Lr) or (tr - tl) <= 1e-15 * tr:
-            continue
-        dB = Ll[0] - Lr[0]
-        tm = 2.0 * (Ll[1] - Lr[1]) / dB if dB > 0 else math.sqrt(tl * tr)
-        if not (tl < tm < tr):
-            tm = math.sqrt(tl * tr)
-        Lm = oracle(tm)
-        gm = gval(Lm, tm)
-        if gm >= min(gval(Ll, tm), gval(Lr, tm)) - tol:
-            continue  # tm is the only breakpoint between the two lines: the envelope is known here
-        for (x0, L0, x1, L1_) in ((tl, Ll, tm, Lm), (tm, Lm, tr, Lr)):
-            if not same(L0, L1_):
-                lbi = lower_bound(x0, L0, x1, L1_)
-                if lbi < best[0] - tol:
-                    heapq.heappush(heap, (lbi, x0, L0, x1, L1_))
-
-    _, (B, C), pi = best
-    alpha = (A / B) ** 0.25
-    d2 = assignment_cost(a, b, pi, alpha)  # direct sum of squares: no cancellation near 0
-    return AlphaSearchResult(math.sqrt(max(d2, 0.0)), alpha, pi, num, tol, list(cache))
 
 
 @dataclass
@@ -408,7 +192,7 @@ def lgdd(g1, g2, alpha: float | None = None, *, return_P: bool = True, refine: b
         spectra = (laplacian_spectrum(g1, need_vectors), laplacian_spectrum(g2, need_vectors))
     (lam1, U1), (lam2, U2) = spectra
     if len(lam1) > len(lam2):
-        raise ValueError(f"LGDD needs |G1| <= |G2|; got {len(lam1)} and {len(lam2)} nodes (swap the graphs)")
+        raise CGSurrogateError(f"LGDD needs |G1| <= |G2|; got {len(lam1)} and {len(lam2)} nodes (swap the graphs)")
     if alpha is None:
         res = alpha_search(lam1, lam2, rtol=rtol)
         al, pi, d, num = res.alpha, res.assignment, res.distance, res.num_rlap
@@ -421,7 +205,7 @@ def lgdd(g1, g2, alpha: float | None = None, *, return_P: bool = True, refine: b
     dist = d
     if refine:
         if not (0 < al < math.inf):
-            raise ValueError(f"cannot refine at alpha = {al}")
+            raise CGSurrogateError(f"cannot refine at alpha = {al}")
         P, info = refine_stiefel(P, g1, g2, al, max_iterations=refine_iterations)
         dist = info["end"]
     return LGDDResult(dist, al, P, pi, d, num, info)

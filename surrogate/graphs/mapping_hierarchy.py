@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cgsurrogate.core.errors import CGSurrogateError
+
 __all__ = ["aggregation_matrix", "prolongation_from_mapping", "coarse_adjacency", "coarse_graph",
            "compare_with_lgdd", "hierarchy_from_mappings", "learned_mappings", "adk_backbone_graph",
            "adk_backbone_hierarchy"]
@@ -27,7 +29,7 @@ __all__ = ["aggregation_matrix", "prolongation_from_mapping", "coarse_adjacency"
 def _labels(labels) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) == 0:
-        raise ValueError("a mapping is a non-empty 1-D array of bead labels")
+        raise CGSurrogateError("a mapping is a non-empty 1-D array of bead labels")
     _, inv = np.unique(labels, return_inverse=True)
     return inv.astype(np.int64)
 
@@ -82,7 +84,7 @@ def coarse_adjacency(adjacency, labels, weighted: bool = True) -> np.ndarray:
     a = _dense_adjacency(adjacency) if not isinstance(adjacency, np.ndarray) else adjacency
     m = aggregation_matrix(labels)
     if a.shape[0] != m.shape[0]:
-        raise ValueError(f"mapping has {m.shape[0]} labels for a graph of {a.shape[0]} nodes")
+        raise CGSurrogateError(f"mapping has {m.shape[0]} labels for a graph of {a.shape[0]} nodes")
     c = m.T @ a @ m
     np.fill_diagonal(c, 0.0)
     return c if weighted else (c > 0).astype(np.float64)
@@ -170,7 +172,7 @@ def hierarchy_from_mappings(adjacency, mappings, weighted: bool = True, names=No
     for i, lab in enumerate(mappings):
         lab = np.asarray(lab)
         if len(lab) != a.shape[0]:
-            raise ValueError(f"mapping {i} has {len(lab)} labels for level {i} of {a.shape[0]} nodes")
+            raise CGSurrogateError(f"mapping {i} has {len(lab)} labels for level {i} of {a.shape[0]} nodes")
         ca = coarse_adjacency(a, lab, weighted)
         P = prolongation_from_mapping(lab)
         dists.append(objective(P, dense_laplacian(ca), dense_laplacian(a), alpha))
@@ -204,7 +206,7 @@ def learned_mappings(graph, bead_counts, model=None, seed: int = 0) -> list[np.n
 
     counts = [int(k) for k in bead_counts]
     if not counts or any(b >= a for a, b in zip([graph.num_atoms] + counts, counts)):
-        raise ValueError(f"bead counts must decrease strictly below the atom count {graph.num_atoms}, got {counts}")
+        raise CGSurrogateError(f"bead counts must decrease strictly below the atom count {graph.num_atoms}, got {counts}")
     model = model if model is not None else load_pretrained()
     aff = affinity_matrix(embed_graph(model, graph), graph.edges, graph.num_atoms)
     out = []

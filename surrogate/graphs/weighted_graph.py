@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.simulate.tube import Tube
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "WeightedGraph",
     "Tube",
     "laplacian",
+    "laplacian_csr",
     "dense_laplacian",
     "adjacency_of",
     "graph_to_dict",
@@ -62,7 +64,7 @@ class Grid:
     def __post_init__(self):
         n, k = int(self.n), int(self.k)
         if n < 1 or k < 1:
-            raise ValueError(f"Grid(n={n}, k={k}): need n >= 1 and k >= 1")
+            raise CGSurrogateError(f"Grid(n={n}, k={k}): need n >= 1 and k >= 1")
         idx = np.arange(n * k).reshape(n, k)
         lat = np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1)
         lon = np.stack([idx[:-1, :].ravel(), idx[1:, :].ravel()], 1)
@@ -112,13 +114,13 @@ class WeightedGraph:
         e = np.asarray(self.edges, dtype=np.int64).reshape(-1, 2)
         w = np.ones(len(e)) if self.weights is None else np.asarray(self.weights, dtype=np.float64).ravel()
         if len(w) != len(e):
-            raise ValueError(f"WeightedGraph: {len(e)} edges but {len(w)} weights")
+            raise CGSurrogateError(f"WeightedGraph: {len(e)} edges but {len(w)} weights")
         if len(e) and (e.min() < 0 or e.max() >= self.num_nodes):
-            raise ValueError(f"WeightedGraph: edge index outside 0..{self.num_nodes - 1}")
+            raise CGSurrogateError(f"WeightedGraph: edge index outside 0..{self.num_nodes - 1}")
         if np.any(e[:, 0] == e[:, 1]):
-            raise ValueError("WeightedGraph: self-loops are not allowed")
+            raise CGSurrogateError("WeightedGraph: self-loops are not allowed")
         if np.any(~np.isfinite(w)) or np.any(w <= 0):
-            raise ValueError("WeightedGraph: edge weights must be finite and positive")
+            raise CGSurrogateError("WeightedGraph: edge weights must be finite and positive")
         object.__setattr__(self, "edges", e)
         object.__setattr__(self, "weights", w)
 
@@ -141,10 +143,10 @@ class WeightedGraph:
 
         a = sp.coo_matrix(adjacency)
         if a.shape[0] != a.shape[1]:
-            raise ValueError(f"adjacency must be square, got shape {a.shape}")
+            raise CGSurrogateError(f"adjacency must be square, got shape {a.shape}")
         d = abs(a - a.T)
         if d.nnz and d.max() > 1e-12:
-            raise ValueError("adjacency must be symmetric")
+            raise CGSurrogateError("adjacency must be symmetric")
         m = a.row < a.col
         return cls(a.shape[0], np.stack([a.row[m], a.col[m]], 1), a.data[m], label)
 
@@ -172,38 +174,39 @@ def adjacency_of(graph):
         graph = graph.to_dense().detach().cpu().numpy() if graph.is_sparse else graph.detach().cpu().numpy()
     a = sp.csr_matrix(graph, dtype=np.float64)
     if a.shape[0] != a.shape[1]:
-        raise ValueError(f"adjacency must be square, got shape {a.shape}")
+        raise CGSurrogateError(f"adjacency must be square, got shape {a.shape}")
     return a
 
 
-def dense_laplacian(graph) -> np.ndarray:
-    """Dense Laplacian ``L = A - diag(A 1)`` as float64 ndarray [N, N] (paper sign, eigenvalues <= 0).
+def laplacian_csr(graph):
+    """The graph Laplacian ``L = A - diag(A 1)`` (paper sign, eigenvalues <= 0) as
+    ``scipy.sparse.csr_matrix`` float64 [N, N]: the project's one Laplacian builder.
 
     Parameters
     ----------
-    graph : anything :func:`adjacency_of` accepts.
+    graph : Tube, Grid, WeightedGraph, or an adjacency matrix [N, N] (scipy sparse, ndarray,
+        torch tensor); anything :func:`adjacency_of` accepts.
     """
-    a = adjacency_of(graph).toarray()
-    return a - np.diag(a.sum(1))
+    import scipy.sparse as sp
+
+    a = adjacency_of(graph)
+    return (a - sp.diags(np.asarray(a.sum(1)).ravel())).tocsr()
+
+
+def dense_laplacian(graph) -> np.ndarray:
+    """:func:`laplacian_csr` as a dense float64 ndarray [N, N]."""
+    return laplacian_csr(graph).toarray()
 
 
 def laplacian(adjacency) -> torch.Tensor:
-    """Graph Laplacian ``L = A - diag(A 1)`` (paper sign) as a sparse COO float64 tensor [N, N].
+    """:func:`laplacian_csr` as a coalesced sparse COO torch tensor, float64 [N, N].
 
     Parameters
     ----------
     adjacency : scipy sparse matrix, ndarray, torch tensor [N, N], or a graph object
         (:class:`~cgsurrogate.simulate.tube.Tube`, :class:`Grid`, :class:`WeightedGraph`).
-
-    Returns
-    -------
-    torch.Tensor
-        Coalesced sparse COO tensor, dtype float64, shape [N, N].
     """
-    import scipy.sparse as sp
-
-    a = adjacency_of(adjacency)
-    lap = (a - sp.diags(np.asarray(a.sum(1)).ravel())).tocoo()
+    lap = laplacian_csr(adjacency).tocoo()
     idx = torch.from_numpy(np.stack([lap.row, lap.col]).astype(np.int64))
     val = torch.from_numpy(lap.data.astype(np.float64))
     return torch.sparse_coo_tensor(idx, val, lap.shape, dtype=torch.float64, check_invariants=True).coalesce()
@@ -226,13 +229,13 @@ def graph_to_dict(graph) -> dict:
     if isinstance(graph, WeightedGraph):
         return {"kind": "weighted", "num_nodes": int(graph.num_nodes), "edges": graph.edges.tolist(),
                 "weights": graph.weights.tolist(), "label": str(graph.label)}
-    raise ValueError(f"cannot describe graph of type {type(graph).__name__}; use Tube, Grid or WeightedGraph")
+    raise CGSurrogateError(f"cannot describe graph of type {type(graph).__name__}; use Tube, Grid or WeightedGraph")
 
 
 def graph_from_dict(d: dict):
-    """Rebuild a graph from :func:`graph_to_dict` output; raises ValueError on a malformed descriptor."""
+    """Rebuild a graph from :func:`graph_to_dict` output; raises CGSurrogateError on a malformed descriptor."""
     if not isinstance(d, dict) or "kind" not in d:
-        raise ValueError(f"malformed graph descriptor: {d!r:.80}")
+        raise CGSurrogateError(f"malformed graph descriptor: {d!r:.80}")
     try:
         kind = d["kind"]
         if kind == "tube":
@@ -243,8 +246,8 @@ def graph_from_dict(d: dict):
             return WeightedGraph(int(d["num_nodes"]), np.asarray(d["edges"], dtype=np.int64).reshape(-1, 2),
                                  np.asarray(d["weights"], dtype=np.float64), str(d.get("label", "graph")))
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"malformed {d.get('kind')} graph descriptor: missing or bad field {exc}") from None
-    raise ValueError(f"unknown graph kind {kind!r} (expected tube, grid or weighted)")
+        raise CGSurrogateError(f"malformed {d.get('kind')} graph descriptor: missing or bad field {exc}") from None
+    raise CGSurrogateError(f"unknown graph kind {kind!r} (expected tube, grid or weighted)")
 
 
 def graph_key(graph) -> str:
@@ -270,7 +273,7 @@ def parse_graph(text: str):
 
     Raises
     ------
-    ValueError
+    CGSurrogateError
         For anything else, with the accepted forms in the message.
     """
     s = str(text).replace(" ", "").lower()
@@ -285,11 +288,11 @@ def parse_graph(text: str):
     if m:
         n = int(m.group(2))
         if n < 2:
-            raise ValueError(f"{text}: need at least 2 nodes")
+            raise CGSurrogateError(f"{text}: need at least 2 nodes")
         e = np.stack([np.arange(n - 1), np.arange(1, n)], 1)
         if m.group(1) == "cycle":
             if n < 3:
-                raise ValueError(f"{text}: a cycle needs at least 3 nodes")
+                raise CGSurrogateError(f"{text}: a cycle needs at least 3 nodes")
             e = np.concatenate([e, [[n - 1, 0]]])
         return WeightedGraph(n, e, None, f"{m.group(1).capitalize()}({n})")
-    raise ValueError(f"cannot parse graph {text!r}: expected Tube(n,k,p), Tube(n,k,p,w2), Grid(n,k), Path(n) or Cycle(n)")
+    raise CGSurrogateError(f"cannot parse graph {text!r}: expected Tube(n,k,p), Tube(n,k,p,w2), Grid(n,k), Path(n) or Cycle(n)")

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import torch
 
+from cgsurrogate.core.checkpoint_io import write_checkpoint
+from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.simulate.tube import Tube
 from cgsurrogate.surrogate.graphs.weighted_graph import Grid, dense_laplacian, graph_from_dict, graph_to_dict, laplacian, parse_graph
 from cgsurrogate.surrogate.graphs.hierarchy import Hierarchy, build_hierarchy, microtubule_hierarchy
@@ -85,8 +87,9 @@ def test_cache_is_reused(tmp_path, monkeypatch):
 
 def test_save_load_roundtrip_exact(mt_hierarchy, tmp_path):
     path = mt_hierarchy.save(tmp_path / "h.pt")
-    raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "cgsurrogate.hierarchy"
+    raw = torch.load(path, weights_only=True)  # one checkpoint format (core.checkpoint_io), kind "hierarchy"
+    assert raw["format"] == "cgsurrogate" and raw["kind"] == "hierarchy"
+    assert raw["payload"]["format"] == "cgsurrogate.hierarchy"
     h = Hierarchy.load(path)
     assert h.sizes == mt_hierarchy.sizes and h.names == mt_hierarchy.names
     assert h.distances == mt_hierarchy.distances and h.alpha == 1.0
@@ -104,16 +107,21 @@ def _small():
 
 def test_bad_files_get_clear_errors(tmp_path):
     h = _small()
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(FileNotFoundError, match="no such"):
         Hierarchy.load(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"this is not a torch file")
-    with pytest.raises(ValueError, match="junk.pt: not a readable hierarchy"):
+    with pytest.raises(CGSurrogateError, match="junk.pt: corrupt or not a cgsurrogate file"):
         Hierarchy.load(junk)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    with pytest.raises(ValueError, match="foreign.pt: not a cgsurrogate hierarchy"):
+    with pytest.raises(CGSurrogateError, match="foreign.pt: not a cgsurrogate checkpoint"):
         Hierarchy.load(foreign)
+    other = write_checkpoint(tmp_path / "other.pt", "gcn-surrogate", {"x": 1})
+    with pytest.raises(CGSurrogateError, match="other.pt: a 'gcn-surrogate' checkpoint, expected 'hierarchy'"):
+        Hierarchy.load(other)
+    with pytest.raises(CGSurrogateError, match="not a cgsurrogate hierarchy"):
+        Hierarchy.from_state_dict({"weights": torch.zeros(3)})
     cases = {
         "old": (lambda d: d.update(format_version=0), "format version"),
         "shape": (lambda d: d["P"].__setitem__(0, d["P"][0][:, :-1]), "expected a tensor of shape"),
@@ -126,9 +134,8 @@ def test_bad_files_get_clear_errors(tmp_path):
     for name, (mutate, msg) in cases.items():
         d = h.state_dict()
         mutate(d)
-        path = tmp_path / f"{name}.pt"
-        torch.save(d, path)
-        with pytest.raises(ValueError, match=msg) as exc:
+        path = write_checkpoint(tmp_path / f"{name}.pt", "hierarchy", d)
+        with pytest.raises(CGSurrogateError, match=msg) as exc:
             Hierarchy.load(path)
         assert str(path) in str(exc.value)
 
@@ -176,3 +183,22 @@ def test_report_distances_match_lgdd():
     rows = hierarchy_report(h)
     assert rows[1]["distance"] == pytest.approx(lgdd(Tube(3, 4, 0), Tube(6, 4, 1), 1.0).distance, rel=1e-12)
     assert rows[1]["distance_opt"] <= rows[1]["distance"] + 1e-12
+
+
+def test_one_laplacian_builder_everywhere():
+    """Every Laplacian in the project is laplacian_csr's: compare each view with L = A - D built by hand."""
+    from cgsurrogate.surrogate.gcn.layers import laplacian_matrix
+    from cgsurrogate.surrogate.graphs.lgdd import _as_laplacian
+    from cgsurrogate.surrogate.graphs.weighted_graph import WeightedGraph, laplacian_csr
+
+    g = WeightedGraph(4, [[0, 1], [1, 2], [2, 3], [0, 3]], [1.0, 2.0, 0.5, 3.0])
+    expect = np.zeros((4, 4))
+    for (i, j), w in zip(g.edges, g.weights):
+        expect[i, j] = expect[j, i] = w
+    expect -= np.diag(expect.sum(1))
+    assert expect[0, 0] == -4.0 and expect[1, 2] == 2.0
+    adj = g.adjacency()
+    for L in (laplacian_csr(g).toarray(), dense_laplacian(g), laplacian(g).to_dense().numpy(),
+              laplacian_matrix(adj).to_dense().numpy(), _as_laplacian(g).toarray(),
+              Hierarchy([g], []).laplacian_dense(0).numpy()):
+        assert np.array_equal(L, expect)
