@@ -5,6 +5,12 @@ the data): ``smiles``, ``nodes`` ({id, element, cg}), ``edges`` ({source, target
 bondtype}), ``cgnodes``. Several annotations share a SMILES (same molecule, same atom
 order); folds are therefore grouped by molecule (Li et al. 2020, sec. 4.2).
 
+Every graph gets RDKit's chemistry (aromaticity, hybridisation, charges, ring sizes, RDKit's
+bond orders) from its SMILES, matched to the file's atom numbering
+(:func:`cgsurrogate.data.molgraph.attach_rdkit_chemistry`): the features a model sees are the
+same as for the molecule given as SMILES. The file's own bond orders stay in
+``graph.bond_types`` (they define the automorphisms of the paper's evaluation protocol).
+
 Pass the folder explicitly, or set ``CGS_SHARED_DATA`` to a folder holding ``ham/``.
 """
 from __future__ import annotations
@@ -16,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cgsurrogate.data.molgraph import BOND_TYPES, ELEMENTS, MolGraph
+from cgsurrogate.core.errors import CGSurrogateError, InputFileError
+from cgsurrogate.data.molgraph import BOND_TYPES, ELEMENTS, MolGraph, attach_rdkit_chemistry
 
 __all__ = ["HAMAnnotation", "ham_root", "load_ham_file", "load_ham", "group_by_molecule", "ham_folds",
            "ELEMENTS", "BOND_TYPES"]
@@ -63,13 +70,13 @@ def ham_root(root=None) -> Path:
     if root is None:
         env = os.environ.get("CGS_SHARED_DATA")
         if not env:
-            raise FileNotFoundError("no HAM folder given and CGS_SHARED_DATA is not set")
+            raise InputFileError("no HAM folder given and CGS_SHARED_DATA is not set")
         root = Path(env) / "ham"
     root = Path(root)
     if root.is_dir() and (root / "ham").is_dir() and not any(root.glob("*.json")):
         root = root / "ham"
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: HAM folder not found")
+        raise InputFileError(f"{root}: HAM folder not found")
     return root
 
 
@@ -92,7 +99,7 @@ def load_ham_file(path, graph_cache: dict | None = None) -> HAMAnnotation:
         with open(path) as fh:
             d = json.load(fh)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        raise InputFileError(f"{path}: not valid JSON ({exc})") from exc
     try:
         nodes = sorted(d["nodes"], key=lambda x: int(x["id"]))
         ids = [int(x["id"]) for x in nodes]
@@ -104,11 +111,11 @@ def load_ham_file(path, graph_cache: dict | None = None) -> HAMAnnotation:
         types = np.array([float(e["bondtype"]) for e in d["edges"]])
         smiles = str(d["smiles"])
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a HAM annotation (missing or bad field {exc})") from exc
+        raise InputFileError(f"{path}: not a HAM annotation (missing or bad field {exc})") from exc
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise InputFileError(f"{path}: {exc}") from exc
     if len(labels) == 0:
-        raise ValueError(f"{path}: no atoms")
+        raise InputFileError(f"{path}: no atoms")
     # relabel beads to 0..k-1 (order of first appearance)
     _, labels = np.unique(labels, return_inverse=True)
     graph = None
@@ -120,7 +127,8 @@ def load_ham_file(path, graph_cache: dict | None = None) -> HAMAnnotation:
         try:
             graph = MolGraph(elements, edges, types, name=smiles)
         except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+            raise CGSurrogateError(f"{path}: {exc}") from exc
+        attach_rdkit_chemistry(graph, smiles)
         if graph_cache is not None and smiles not in graph_cache:
             graph_cache[smiles] = graph
     return HAMAnnotation(graph=graph, labels=labels.astype(np.int64), path=str(path))
@@ -141,7 +149,7 @@ def load_ham(root=None) -> list[HAMAnnotation]:
     root = ham_root(root)
     files = sorted(root.glob("*.json"))
     if not files:
-        raise FileNotFoundError(f"{root}: no *.json annotation files")
+        raise InputFileError(f"{root}: no *.json annotation files")
     cache: dict = {}
     return [load_ham_file(f, cache) for f in files]
 
@@ -172,11 +180,11 @@ def ham_folds(annotations, n_folds: int = 5, seed: int = 0) -> list[np.ndarray]:
         Annotation indices of each fold; disjoint, covering all annotations.
     """
     if n_folds < 2:
-        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+        raise CGSurrogateError(f"n_folds must be >= 2, got {n_folds}")
     groups = group_by_molecule(annotations)
     keys = sorted(groups)
     if len(keys) < n_folds:
-        raise ValueError(f"{len(keys)} molecules cannot fill {n_folds} folds")
+        raise CGSurrogateError(f"{len(keys)} molecules cannot fill {n_folds} folds")
     order = np.random.default_rng(seed).permutation(len(keys))
     folds: list[list[int]] = [[] for _ in range(n_folds)]
     for r, k in enumerate(order):

@@ -6,11 +6,18 @@ A :class:`MolGraph` holds the heavy atoms of one molecule (element symbols), its
 :mod:`cgsurrogate.data.ham`), from a SMILES string (RDKit) or from a structure file read by
 MDAnalysis (e.g. a protein PDB/PSF). Node features follow Li et al. 2020, sec. 3.3:
 element one-hot, degree, and a cycle indicator from ``networkx.cycle_basis``.
+
+Chemistry beyond the bond graph (aromaticity, hybridisation, formal charge, hydrogens,
+ring sizes; RDKit's bond orders, conjugation and ring membership) is taken from RDKit for
+every molecule that has a SMILES, whatever the input: :func:`mol_graph_from_smiles` reads
+it from the parsed SMILES, and :func:`cgsurrogate.data.ham.load_ham_file` parses the file's
+SMILES and matches RDKit's atoms to the file's atom indices (:func:`attach_rdkit_chemistry`).
+So a molecule given as SMILES and the same molecule given as a HAM JSON file carry the same
+chemistry arrays, even where the file's own bond orders disagree with RDKit's (12 % of
+HAM bonds). Graphs of structure files (:mod:`cgsurrogate.data.molstructure`) have none.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +27,14 @@ import numpy as np
 ELEMENTS: tuple[str, ...] = ("C", "N", "O", "S", "F", "Cl", "Br", "I", "P", "Si", "B", "Se", "other")
 #: Bond types in the order of the bond one-hot.
 BOND_TYPES: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)
+#: Columns of :attr:`MolGraph.atom_chem`.
+ATOM_CHEM_COLUMNS = ("aromatic", "hybridisation", "formal_charge", "total_hs", "ring_sizes")
+#: Hybridisation codes of column 1 of :attr:`MolGraph.atom_chem`.
+HYBRIDISATIONS = ("SP", "SP2", "SP3", "other")
+#: Ring sizes recorded in the bit mask of column 4 (bit k: the atom lies on a smallest ring of size RING_SIZES[k]; 7 = 7 or more).
+RING_SIZES = (3, 4, 5, 6, 7)
+#: Columns of :attr:`MolGraph.bond_chem`.
+BOND_CHEM_COLUMNS = ("rdkit_bond_type", "conjugated", "in_ring")
 
 
 def element_index(symbol: str) -> int:
@@ -60,6 +75,17 @@ class MolGraph:
     positions : ndarray of float64, shape [n, 3], optional
         Atom positions: Angstrom as read from a structure file, or RDKit 2D depiction
         coordinates for a SMILES; used for drawing.
+    atom_chem : ndarray of int64, shape [n, 5], optional
+        RDKit chemistry per atom, columns :data:`ATOM_CHEM_COLUMNS`: aromatic 0/1,
+        hybridisation index into :data:`HYBRIDISATIONS`, formal charge (e), number of
+        hydrogens, bit mask of the ring sizes :data:`RING_SIZES` the atom lies on. None
+        when the graph has no SMILES (structure files).
+    bond_chem : ndarray of int64, shape [E, 3], optional
+        RDKit chemistry per bond (same order as ``edges``), columns :data:`BOND_CHEM_COLUMNS`:
+        RDKit's bond order as an index into :data:`BOND_TYPES`, conjugated 0/1, in a ring 0/1.
+    residues : dict, optional
+        Structure files only: ``resid`` int64 [n], ``resname`` list, ``segid`` list,
+        ``atom_name`` list, ``peptide`` bool [E] (the bond is a peptide C-N bond).
     """
 
     elements: list
@@ -67,6 +93,9 @@ class MolGraph:
     bond_types: np.ndarray
     name: str = ""
     positions: np.ndarray | None = None
+    atom_chem: np.ndarray | None = None
+    bond_chem: np.ndarray | None = None
+    residues: dict | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -81,6 +110,10 @@ class MolGraph:
         self.bond_types = np.asarray(self.bond_types, dtype=np.float64).reshape(-1)
         if len(self.bond_types) != len(e):
             raise ValueError(f"{self.name or 'molecule'}: {len(e)} bonds but {len(self.bond_types)} bond types")
+        if self.atom_chem is not None and self.atom_chem.shape != (n, len(ATOM_CHEM_COLUMNS)):
+            raise ValueError(f"{self.name or 'molecule'}: atom_chem has shape {self.atom_chem.shape}")
+        if self.bond_chem is not None and self.bond_chem.shape != (len(e), len(BOND_CHEM_COLUMNS)):
+            raise ValueError(f"{self.name or 'molecule'}: bond_chem has shape {self.bond_chem.shape}")
 
     @property
     def num_atoms(self) -> int:
@@ -111,7 +144,9 @@ class MolGraph:
 
     def nx_graph(self):
         """networkx.Graph with node attribute ``element`` and edge attribute ``bondtype``."""
-        import networkx as nx
+        from cgsurrogate.core.errors import require_extra
+
+        nx = require_extra("networkx", "cgmap", "molecular graph algorithms")
 
         g = nx.Graph()
         for i, el in enumerate(self.elements):
@@ -127,14 +162,13 @@ class MolGraph:
         return d
 
     def in_cycle(self) -> np.ndarray:
-        """Cycle indicator (1.0 if the atom lies on a cycle of ``networkx.cycle_basis``), float64 [n]."""
-        if "in_cycle" not in self._cache:
-            import networkx as nx
+        """Cycle indicator (1.0 if the atom lies on a cycle of the bond graph), float64 [n].
 
-            c = np.zeros(self.num_atoms)
-            for cyc in nx.cycle_basis(self.nx_graph()):
-                c[list(cyc)] = 1.0
-            self._cache["in_cycle"] = c
+        An atom lies on a cycle iff one of its bonds is not a bridge (the same atoms as the
+        union of ``networkx.cycle_basis``); bridges by an iterative depth-first search.
+        """
+        if "in_cycle" not in self._cache:
+            self._cache["in_cycle"] = _atoms_on_cycles(self.num_atoms, self.edges)
         return self._cache["in_cycle"]
 
     def atom_onehot(self) -> np.ndarray:
@@ -159,6 +193,177 @@ class MolGraph:
         return int(connected_components(m, directed=False)[0])
 
 
+def _atoms_on_cycles(n: int, edges: np.ndarray) -> np.ndarray:
+    nbr: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    for k, (i, j) in enumerate(edges.tolist()):
+        nbr[i].append((j, k))
+        nbr[j].append((i, k))
+    disc, low = [-1] * n, [0] * n
+    bridge = np.zeros(len(edges), dtype=bool)
+    t = 0
+    for root in range(n):
+        if disc[root] >= 0:
+            continue
+        disc[root] = low[root] = t
+        t += 1
+        stack = [(root, -1, iter(nbr[root]))]
+        while stack:
+            u, via, it = stack[-1]
+            for v, k in it:
+                if k == via:
+                    continue
+                if disc[v] < 0:
+                    disc[v] = low[v] = t
+                    t += 1
+                    stack.append((v, k, iter(nbr[v])))
+                    break
+                low[u] = min(low[u], disc[v])
+            else:
+                stack.pop()
+                if stack:
+                    p = stack[-1][0]
+                    low[p] = min(low[p], low[u])
+                    if low[u] > disc[p]:
+                        bridge[via] = True
+    out = np.zeros(n)
+    ring = edges[~bridge]
+    out[ring.reshape(-1)] = 1.0
+    return out
+
+
+def _rdkit():
+    from cgsurrogate.core.errors import require_extra
+
+    chem = require_extra("rdkit.Chem", "cgmap", "reading SMILES")
+    from rdkit import RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    return chem
+
+
+def parse_smiles(smiles: str):
+    """RDKit molecule of a SMILES string, hydrogens removed.
+
+    Raises
+    ------
+    CGSurrogateError
+        When RDKit cannot parse it or it has no heavy atom (message quotes the SMILES).
+    """
+    from cgsurrogate.core.errors import CGSurrogateError
+
+    chem = _rdkit()
+    mol = chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles.strip() else None
+    if mol is None:
+        raise CGSurrogateError(f"RDKit cannot parse the SMILES {smiles!r}")
+    mol = chem.RemoveHs(mol)
+    if mol.GetNumAtoms() == 0:
+        raise CGSurrogateError(f"SMILES {smiles!r} has no heavy atom")
+    return mol
+
+
+def _rdkit_order(bond) -> float:
+    order = bond.GetBondTypeAsDouble()
+    return order if order in BOND_TYPES else 1.0  # dative/unspecified bonds count as single
+
+
+def rdkit_chemistry(mol, edges=None, atom_index=None, bond_types=None) -> tuple[np.ndarray, np.ndarray]:
+    """Atom and bond chemistry arrays (:attr:`MolGraph.atom_chem`, :attr:`MolGraph.bond_chem`) of an RDKit molecule.
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol  (hydrogens removed)
+    edges : int [E, 2], optional
+        Bonds in the graph's atom numbering; default: RDKit's bonds in RDKit's order.
+    atom_index : int [n], optional
+        RDKit atom index of each graph atom; default: the identity.
+    bond_types : float [E], optional
+        The graph's own bond orders, used only for a bond RDKit does not have (e.g. a HAM
+        file bonding a counter-ion): row (order, 0, 0).
+
+    Returns
+    -------
+    atom_chem int64 [n, 5], bond_chem int64 [E, 3]
+    """
+    n_rd = mol.GetNumAtoms()
+    atom_index = np.arange(n_rd) if atom_index is None else np.asarray(atom_index, dtype=np.int64)
+    ring_info = mol.GetRingInfo()
+    hyb = {"SP": 0, "SP2": 1, "SP3": 2}
+    atom_chem = np.zeros((len(atom_index), len(ATOM_CHEM_COLUMNS)), dtype=np.int64)
+    for k, r in enumerate(atom_index.tolist()):
+        a = mol.GetAtomWithIdx(int(r))
+        mask = 0
+        for b, size in enumerate(RING_SIZES):
+            if (ring_info.IsAtomInRingOfSize(int(r), size) if size < 7
+                    else any(len(ring) >= 7 and r in ring for ring in ring_info.AtomRings())):
+                mask |= 1 << b
+        atom_chem[k] = (int(a.GetIsAromatic()), hyb.get(str(a.GetHybridization()), 3), a.GetFormalCharge(),
+                        a.GetTotalNumHs(), mask)
+    if edges is None:
+        edges = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()],
+                         dtype=np.int64).reshape(-1, 2)
+    bond_chem = np.zeros((len(edges), len(BOND_CHEM_COLUMNS)), dtype=np.int64)
+    for k, (i, j) in enumerate(np.asarray(edges).tolist()):
+        b = mol.GetBondBetweenAtoms(int(atom_index[i]), int(atom_index[j]))
+        if b is None:
+            if bond_types is None:
+                raise ValueError(f"no RDKit bond between atoms {i} and {j}")
+            bond_chem[k] = (bond_type_index(bond_types[k]), 0, 0)
+            continue
+        bond_chem[k] = (bond_type_index(_rdkit_order(b)), int(b.GetIsConjugated()), int(b.IsInRing()))
+    return atom_chem, bond_chem
+
+
+def _match_atoms(mol, elements, edges) -> np.ndarray | None:
+    """RDKit atom index of each graph atom (identity when it fits, else an element-preserving
+    subgraph isomorphism of the bond graph), or None when the graph is not part of ``mol``."""
+    n = len(elements)
+    rd_el = [a.GetSymbol() for a in mol.GetAtoms()]
+    rd_edges = {tuple(sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))) for b in mol.GetBonds()}
+    ours = {tuple(sorted(e)) for e in np.asarray(edges).tolist()}
+    if rd_el == list(elements) or (n <= len(rd_el) and rd_el[:n] == list(elements) and ours <= rd_edges):
+        return np.arange(n)
+    from cgsurrogate.core.errors import require_extra
+
+    nx = require_extra("networkx", "cgmap", "matching a molecule's atoms to RDKit's")
+    from networkx.algorithms.isomorphism import GraphMatcher, categorical_node_match
+
+    g_rd, g = nx.Graph(), nx.Graph()
+    g_rd.add_nodes_from((i, {"el": e}) for i, e in enumerate(rd_el))
+    g_rd.add_edges_from(rd_edges)
+    g.add_nodes_from((i, {"el": e}) for i, e in enumerate(elements))
+    g.add_edges_from(ours)
+    gm = GraphMatcher(g_rd, g, node_match=categorical_node_match("el", None))
+    for m in gm.subgraph_isomorphisms_iter():  # maps RDKit atom -> graph atom
+        inv = np.empty(n, dtype=np.int64)
+        for r, i in m.items():
+            inv[i] = r
+        return inv
+    return None
+
+
+def attach_rdkit_chemistry(graph: MolGraph, smiles: str | None = None) -> bool:
+    """Fill ``graph.atom_chem`` / ``graph.bond_chem`` from RDKit, matching atoms to the graph's numbering.
+
+    Parameters
+    ----------
+    graph : MolGraph  (its ``edges`` and ``elements`` are kept; only the chemistry arrays are set)
+    smiles : str, optional  (default ``graph.name``)
+
+    Returns
+    -------
+    bool: True when RDKit parsed the SMILES and its atoms matched the graph; else the arrays stay None.
+    """
+    try:
+        mol = parse_smiles(smiles if smiles is not None else graph.name)
+    except ValueError:
+        return False
+    idx = _match_atoms(mol, graph.elements, graph.edges)
+    if idx is None:
+        return False
+    graph.atom_chem, graph.bond_chem = rdkit_chemistry(mol, graph.edges, idx, graph.bond_types)
+    return True
+
+
 def mol_graph_from_smiles(smiles: str) -> MolGraph:
     """Heavy-atom graph of a SMILES string, built with RDKit.
 
@@ -170,97 +375,33 @@ def mol_graph_from_smiles(smiles: str) -> MolGraph:
     Returns
     -------
     MolGraph
-        With ``positions`` the RDKit 2D depiction coordinates (z = 0), used for drawing.
+        With ``positions`` the RDKit 2D depiction coordinates (z = 0), used for drawing, and
+        the RDKit chemistry arrays ``atom_chem`` / ``bond_chem``.
 
     Raises
     ------
-    ValueError
+    CGSurrogateError
         When RDKit cannot parse the SMILES or the molecule has no heavy atom.
     """
-    from rdkit import Chem, RDLogger
-
-    RDLogger.DisableLog("rdApp.*")
-    mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles.strip() else None
-    if mol is None:
-        raise ValueError(f"RDKit cannot parse the SMILES {smiles!r}")
-    mol = Chem.RemoveHs(mol)
-    if mol.GetNumAtoms() == 0:
-        raise ValueError(f"SMILES {smiles!r} has no heavy atom")
+    mol = parse_smiles(smiles)
     elements = [a.GetSymbol() for a in mol.GetAtoms()]
-    edges, types = [], []
-    for b in mol.GetBonds():
-        order = b.GetBondTypeAsDouble()
-        if order not in BOND_TYPES:  # dative/unspecified bonds: count as single
-            order = 1.0
-        edges.append((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))
-        types.append(order)
+    edges = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()],
+                     dtype=np.int64).reshape(-1, 2)
+    types = np.array([_rdkit_order(b) for b in mol.GetBonds()])
+    atom_chem, bond_chem = rdkit_chemistry(mol, edges)
     from rdkit.Chem import rdDepictor
 
     rdDepictor.Compute2DCoords(mol)
     xy = mol.GetConformer().GetPositions()
-    return MolGraph(elements, np.array(edges, dtype=np.int64).reshape(-1, 2), np.array(types), name=smiles,
-                    positions=np.asarray(xy, dtype=np.float64))
+    return MolGraph(elements, edges, types, name=smiles, positions=np.asarray(xy, dtype=np.float64),
+                    atom_chem=atom_chem, bond_chem=bond_chem)
 
 
-def mol_graph_from_structure(path, selection: str = "not element H and not name H*") -> MolGraph:
-    """Heavy-atom graph of a structure file read by MDAnalysis (PDB, PSF, GRO, ...).
+def mol_graph_from_structure(path, selection: str = "not element H and not name H*", **kwargs) -> MolGraph:
+    """Heavy-atom graph of a structure file; see :func:`cgsurrogate.data.molstructure.mol_graph_from_structure`."""
+    from cgsurrogate.data.molstructure import mol_graph_from_structure as read
 
-    Bonds come from the topology when it has them (PSF, PDB CONECT), otherwise they are
-    guessed from distances (``guess_bonds``). All bonds get order 1.0: structure files
-    carry no bond orders.
-
-    Parameters
-    ----------
-    path : str or Path or tuple
-        File readable by ``MDAnalysis.Universe``; a tuple ``(topology, coordinates)`` is passed through.
-    selection : str
-        MDAnalysis selection of the atoms to keep (default: every non-hydrogen atom).
-
-    Returns
-    -------
-    MolGraph
-        With ``positions`` in Angstrom.
-    """
-    import warnings
-
-    import MDAnalysis as mda
-
-    files = path if isinstance(path, (tuple, list)) else (path,)
-    for f in files:
-        if not Path(f).exists():
-            raise FileNotFoundError(f"{f}: no such structure file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            u = mda.Universe(*[str(f) for f in files])
-        except Exception as exc:  # MDAnalysis raises many types for unreadable files
-            raise ValueError(f"{files[0]}: MDAnalysis cannot read it ({exc})") from exc
-        try:
-            atoms = u.select_atoms(selection)
-        except Exception as exc:
-            raise ValueError(f"{files[0]}: bad selection {selection!r} ({exc})") from exc
-        if len(atoms) == 0:
-            raise ValueError(f"{files[0]}: selection {selection!r} matched no atom")
-        if not hasattr(u, "bonds") or len(u.bonds) == 0:
-            u.atoms.guess_bonds()
-    index = {a.ix: k for k, a in enumerate(atoms)}
-    edges = set()
-    for b in u.bonds:
-        i, j = b.atoms[0].ix, b.atoms[1].ix
-        if i in index and j in index:
-            edges.add(tuple(sorted((index[i], index[j]))))
-    edges = np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
-    try:
-        elements = [str(e) for e in atoms.elements]
-    except Exception:
-        elements = []
-    if not elements or any(not e for e in elements):
-        elements = [a.name.lstrip("0123456789")[:1] for a in atoms]
-    try:
-        positions = np.asarray(atoms.positions, dtype=np.float64)
-    except Exception:  # topology-only files (PSF) carry no coordinates
-        positions = None
-    return MolGraph(elements, edges, np.ones(len(edges)), name=str(files[0]), positions=positions)
+    return read(path, selection, **kwargs)
 
 
 def mapping_to_ham_json(graph: MolGraph, labels) -> dict:
@@ -295,7 +436,7 @@ def mapping_to_ham_json(graph: MolGraph, labels) -> dict:
 
 
 def write_mapping_json(path, graph: MolGraph, labels) -> Path:
-    """Write a mapping in HAM's JSON format, atomically (temporary name + ``os.replace``).
+    """Write a mapping in HAM's JSON format, atomically.
 
     Parameters
     ----------
@@ -308,10 +449,6 @@ def write_mapping_json(path, graph: MolGraph, labels) -> Path:
     -------
     Path
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(mapping_to_ham_json(graph, labels), fh, indent=1)
-    os.replace(tmp, path)
-    return path
+    from cgsurrogate.core.atomic import write_json_atomic
+
+    return write_json_atomic(path, mapping_to_ham_json(graph, labels), indent=1)

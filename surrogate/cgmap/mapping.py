@@ -1,138 +1,147 @@
-"""Map a molecule to coarse-grained beads and draw the mapping (the ``cgmap`` command).
+"""Map a molecule to coarse-grained beads and write what a user opens (the ``cgmap`` command).
 
 Input: a SMILES string (RDKit builds the heavy-atom graph) or a structure file read by
-MDAnalysis (e.g. a protein). Output: the mapping as JSON in HAM's annotation format and a
-PNG drawing (atoms coloured by bead, cut bonds in grey). The default model is the DSGPM
-checkpoint shipped with the package.
+MDAnalysis (a protein, a PSF without elements, ...). Output: the mapping as JSON in HAM's
+annotation format (beads numbered by their first atom, as in ``cgnodes``), a picture when
+it can be read, and for structures a PDB with the bead index in the B-factor column, a CG
+PDB with one pseudo-atom per bead and a residue-to-bead table. The default model is the
+DSGPM checkpoint shipped with the package. Only the libraries a path uses are imported
+(no torch, scikit-learn or SciPy for a SMILES).
 """
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["map_molecule", "draw_mapping"]
+from cgsurrogate.core.errors import CGSurrogateError
+
+__all__ = ["METHODS", "MappingResult", "map_molecule", "write_outputs", "draw_mapping"]
 
 METHODS = ("dsgpm", "spectral", "metis")
 
 
-def map_molecule(*, smiles: str | None = None, structure=None, selection: str = "not element H and not name H*",
-                 n_beads: int, method: str = "dsgpm", checkpoint=None, seed: int = 0,
-                 out_json=None, out_png=None):
-    """Predict a CG mapping of one molecule and optionally write it (JSON) and draw it (PNG).
+@dataclass
+class MappingResult:
+    """A predicted mapping: ``graph`` (MolGraph), ``labels`` int64 [n], the source, and the written files."""
 
-    Parameters
-    ----------
-    smiles : str, optional
-        The molecule as SMILES (exactly one of ``smiles`` / ``structure``).
-    structure : str or Path, optional
-        Structure file readable by MDAnalysis; bonds from the topology or guessed.
-    selection : str
-        MDAnalysis selection applied to ``structure``.
-    n_beads : int
-        Number of beads (1 .. number of heavy atoms).
-    method : {"dsgpm", "spectral", "metis"}
-        DSGPM (learned affinity), spectral clustering on the plain adjacency, or METIS.
-    checkpoint : str or Path, optional
-        DSGPM checkpoint (default: the shipped pretrained model).
-    seed : int
-        k-means seed of spectral clustering.
-    out_json, out_png : str or Path, optional
-        Where to write the HAM-format JSON and the drawing (both written atomically).
+    graph: object
+    labels: np.ndarray
+    smiles: str | None = None
+    atoms: object = None
+    files: dict = field(default_factory=dict)
 
-    Returns
-    -------
-    graph : cgsurrogate.data.molgraph.MolGraph
-    labels : int64 [n] bead of each heavy atom (exactly ``n_beads`` connected beads)
-    """
-    from cgsurrogate.data.molgraph import mol_graph_from_smiles, mol_graph_from_structure, write_mapping_json
-    from cgsurrogate.surrogate.cgmap.dsgpm import enforce_connectivity, load_dsgpm, load_pretrained, metis_partition, predict_mapping
 
-    if (smiles is None) == (structure is None):
-        raise ValueError("give exactly one of a SMILES string or a structure file")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    graph = mol_graph_from_smiles(smiles) if smiles is not None else mol_graph_from_structure(structure, selection)
-    if not isinstance(n_beads, (int, np.integer)) or n_beads < 1:
-        raise ValueError(f"number of beads must be a positive integer, got {n_beads!r}")
-    if n_beads > graph.num_atoms:
-        raise ValueError(f"cannot map {graph.num_atoms} heavy atoms to {n_beads} beads: the bead count exceeds "
-                         f"the atom count")
+def _predict(graph, n_beads, method, checkpoint, seed, by_residue, beads_per_residue, allow_cross_residue):
+    from cgsurrogate.surrogate.cgmap.checkpoint import load_dsgpm, load_pretrained
+    from cgsurrogate.surrogate.cgmap.inference import model_affinity
+    from cgsurrogate.surrogate.cgmap.partition import enforce_connectivity, metis_partition, spectral_partition
+
+    model = None
     if method == "dsgpm":
         model = load_dsgpm(checkpoint) if checkpoint is not None else load_pretrained()
-        labels = predict_mapping(model, graph, n_beads, seed=seed)
-    elif method == "spectral":
-        labels = predict_mapping(None, graph, n_beads, seed=seed)
-    else:
-        labels = enforce_connectivity(metis_partition(graph, n_beads, seed=seed), graph.edges, n_beads)
-    if out_json is not None:
-        write_mapping_json(out_json, graph, labels)
-    if out_png is not None:
-        draw_mapping(graph, labels, out_png)
-    return graph, labels
+    if by_residue:
+        from cgsurrogate.surrogate.cgmap.protein import map_by_residue
+
+        aff = model_affinity(model, graph) if method == "dsgpm" else None
+        return map_by_residue(graph, n_beads=n_beads, beads_per_residue=beads_per_residue, affinity=aff,
+                              allow_cross_residue=allow_cross_residue, seed=seed)
+    if method == "metis":
+        return enforce_connectivity(metis_partition(graph, n_beads, seed=seed), graph.edges, n_beads)
+    aff = model_affinity(model, graph)
+    return enforce_connectivity(spectral_partition(aff, n_beads, seed=seed), graph.edges, n_beads, affinity=aff)
 
 
-def _layout(graph) -> np.ndarray:
-    if graph.positions is not None:
-        xyz = np.asarray(graph.positions, dtype=np.float64)
-        xyz = xyz - xyz.mean(0)
-        if np.ptp(xyz[:, 2]) < 1e-9:
-            return xyz[:, :2]
-        _, _, vt = np.linalg.svd(xyz, full_matrices=False)  # project on the two main axes
-        return xyz @ vt[:2].T
-    import networkx as nx
-
-    pos = nx.kamada_kawai_layout(graph.nx_graph()) if graph.num_atoms > 1 else {0: (0.0, 0.0)}
-    return np.array([pos[i] for i in range(graph.num_atoms)])
-
-
-def draw_mapping(graph, labels, path, title: str | None = None) -> Path:
-    """Draw a mapping: atoms coloured by bead, bonds inside a bead in the bead's colour, cut bonds grey.
+def map_molecule(*, smiles: str | None = None, structure=None, selection: str | None = None,
+                 n_beads: int | None = None, method: str = "dsgpm", checkpoint=None, seed: int = 0,
+                 by_residue: bool = False, beads_per_residue: int | None = None,
+                 allow_cross_residue: bool = False) -> MappingResult:
+    """Predict a CG mapping of one molecule.
 
     Parameters
     ----------
-    graph : cgsurrogate.data.molgraph.MolGraph
-    labels : int [n]
-    path : str or Path  PNG to write (atomically)
-    title : str, optional
+    smiles : str, optional  (exactly one of ``smiles`` / ``structure``)
+    structure : str or Path or (topology, coordinates), optional  (read by MDAnalysis)
+    selection : str, optional  MDAnalysis selection (hydrogens are always dropped)
+    n_beads : int  number of beads (1 .. heavy atoms); with ``by_residue`` optional
+    method : {"dsgpm", "spectral", "metis"}
+    checkpoint : DSGPM checkpoint (default: the shipped model)
+    seed : int  k-means seed
+    by_residue : bool  residue-aware protein mode (:mod:`cgsurrogate.surrogate.cgmap.protein`)
+    beads_per_residue : int, optional  residue mode: beads per residue instead of ``n_beads``
+    allow_cross_residue : bool  residue mode: allow fewer beads than residues
 
     Returns
     -------
-    Path
+    MappingResult (labels: exactly ``n_beads`` connected beads, numbered by first atom)
+
+    Raises
+    ------
+    CGSurrogateError
+        Invalid SMILES, unreadable structure, bad bead count, unknown method.
     """
-    import matplotlib
+    if (smiles is None) == (structure is None):
+        raise CGSurrogateError("give exactly one of a SMILES string or a structure file")
+    if method not in METHODS:
+        raise CGSurrogateError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if by_residue and structure is None:
+        raise CGSurrogateError("the residue mode needs a structure file (residues), not a SMILES")
+    if by_residue and method == "metis":
+        raise CGSurrogateError("the residue mode splits residues with dsgpm or spectral, not metis")
+    if not by_residue and n_beads is None:
+        raise CGSurrogateError("give the number of beads")
+    if n_beads is not None and (isinstance(n_beads, bool) or not isinstance(n_beads, (int, np.integer))
+                                or n_beads < 1):
+        raise CGSurrogateError(f"number of beads must be a positive integer, got {n_beads!r}")
+    atoms = None
+    if smiles is not None:
+        from cgsurrogate.data.molgraph import mol_graph_from_smiles
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        graph = mol_graph_from_smiles(smiles)
+    else:
+        from cgsurrogate.data.molstructure import read_structure
 
-    labels = np.asarray(labels)
-    xy = _layout(graph)
-    k = int(labels.max()) + 1
-    cmap = plt.get_cmap("tab20" if k > 10 else "tab10")
-    colors = [cmap(b % cmap.N) for b in labels]
-    n = graph.num_atoms
-    big = n > 120
-    fig, ax = plt.subplots(figsize=(8, 7) if big else (6, 5), dpi=120)
-    for (i, j), bt in zip(graph.edges.tolist(), graph.bond_types.tolist()):
-        same = labels[i] == labels[j]
-        ax.plot(xy[[i, j], 0], xy[[i, j], 1], color=colors[i] if same else "0.6",
-                lw=(3.0 if same else 1.2) * (0.5 if big else 1.0) * (1.0 + 0.4 * (bt - 1.0)), zorder=1)
-    ax.scatter(xy[:, 0], xy[:, 1], c=colors, s=12 if big else 260, edgecolors="k", linewidths=0.3 if big else 0.8,
-               zorder=2)
-    if not big:
-        for i, el in enumerate(graph.elements):
-            ax.text(xy[i, 0], xy[i, 1], el, ha="center", va="center", fontsize=8, zorder=3)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    name = Path(graph.name).name if graph.name and Path(graph.name).is_file() else graph.name
-    name = name if len(name) < 60 else "..." + name[-57:]
-    ax.set_title(title or f"{name}\n{n} heavy atoms -> {k} beads", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+        graph, atoms = read_structure(structure, selection)
+    if n_beads is not None and n_beads > graph.num_atoms:
+        raise CGSurrogateError(f"cannot map {graph.num_atoms} heavy atoms to {n_beads} beads: the bead count "
+                               f"exceeds the atom count")
+    labels = _predict(graph, n_beads, method, checkpoint, seed, by_residue, beads_per_residue, allow_cross_residue)
+    return MappingResult(graph=graph, labels=labels, smiles=smiles, atoms=atoms)
+
+
+def write_outputs(result: MappingResult, out_json, png=None, draw: bool = True) -> dict:
+    """Write the mapping JSON and, for structures, ``<stem>.beads.pdb``, ``<stem>.cg.pdb``, ``<stem>.residues.tsv``.
+
+    The picture (``png``, default ``<stem>.png``) is drawn only when it can be read
+    (:func:`cgsurrogate.surrogate.cgmap.drawing.drawable`). Returns {kind: path} of the files written.
+    """
+    from cgsurrogate.data.molgraph import write_mapping_json
+    from cgsurrogate.surrogate.cgmap.drawing import draw_mapping as draw
+
+    out_json = Path(out_json)
+    stem = out_json.with_suffix("")
+    files = {"json": write_mapping_json(out_json, result.graph, result.labels)}
+    if result.atoms is not None and result.graph.positions is not None:
+        from cgsurrogate.surrogate.cgmap.structure_io import MAX_PDB_BEADS, write_bead_pdb, write_cg_pdb
+
+        if int(result.labels.max()) < MAX_PDB_BEADS:
+            files["bead_pdb"] = Path(write_bead_pdb(f"{stem}.beads.pdb", result.atoms, result.labels))
+        files["cg_pdb"] = Path(write_cg_pdb(f"{stem}.cg.pdb", result.graph, result.atoms, result.labels))
+    if result.graph.residues is not None:
+        from cgsurrogate.surrogate.cgmap.structure_io import write_residue_table
+
+        files["residues"] = write_residue_table(f"{stem}.residues.tsv", result.graph, result.labels)
+    if draw:
+        p = draw(result.graph, result.labels, png or f"{stem}.png", smiles=result.smiles)
+        if p is not None:
+            files["png"] = p
+    result.files = files
+    return files
+
+
+def draw_mapping(graph, labels, path, title: str | None = None):
+    """Draw a structure graph's mapping (matplotlib 2D projection); see :mod:`cgsurrogate.surrogate.cgmap.drawing`."""
+    from cgsurrogate.surrogate.cgmap.drawing import draw_graph_mapping
+
+    return draw_graph_mapping(graph, labels, path, title=title)

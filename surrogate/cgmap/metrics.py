@@ -25,7 +25,7 @@ import numpy as np
 METRICS = ("ami", "cut_precision", "cut_recall", "cut_f1")
 
 __all__ = ["METRICS", "cut_mask", "cut_scores", "ami", "score_mapping", "automorphisms",
-           "relabellings", "evaluate_paper", "evaluate_strict", "human_agreement"]
+           "relabellings", "evaluate_paper", "evaluate_strict", "human_agreement", "selection_score"]
 
 
 def cut_mask(labels, edges) -> np.ndarray:
@@ -82,7 +82,15 @@ def automorphisms(graph, max_count: int = 1000) -> list[np.ndarray]:
     Returns
     -------
     list of int64 [n] permutations ``perm`` with ``perm[i]`` the image of atom i; the identity first.
+    Cached on the graph.
     """
+    key = ("automorphisms", max_count)
+    if key not in graph._cache:
+        graph._cache[key] = _automorphisms(graph, max_count)
+    return graph._cache[key]
+
+
+def _automorphisms(graph, max_count: int) -> list[np.ndarray]:
     from networkx.algorithms.isomorphism import GraphMatcher, categorical_edge_match, categorical_node_match
 
     g = graph.nx_graph()
@@ -214,3 +222,17 @@ def human_agreement(annotations, use_automorphisms: bool = False, max_automorphi
     out["molecules"] = mols
     return out
 
+
+
+def selection_score(embedder, annotations) -> float:
+    """Model-selection score: mean of AMI and cut F1 under the paper's protocol on ``annotations``.
+
+    Parameters
+    ----------
+    embedder : cgsurrogate.surrogate.cgmap.inference.Embedder (or a torch DSGPM)
+    annotations : list of HAMAnnotation  (validation molecules of a training fold)
+    """
+    from cgsurrogate.surrogate.cgmap.inference import predict_mapping
+
+    r = evaluate_paper(annotations, lambda g, k: predict_mapping(embedder, g, k))
+    return 0.5 * (r["ami"] + r["cut_f1"])

@@ -102,7 +102,7 @@ def test_structure_file_graph():
 
     g = mol_graph_from_structure((PSF, CRD), selection="backbone")
     assert g.num_atoms == 855
-    assert set(g.elements) == {"N", "C", "O"}
+    assert set(g.elements) == {"N", "C", "O"}  # a PSF has no element field: from the masses
     assert g.connected_components() == 1
     assert g.num_bonds == 855 - 1  # backbone of one chain is a tree: N-CA-C(=O)-N...
     assert g.positions.shape == (855, 3)

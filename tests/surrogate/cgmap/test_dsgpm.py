@@ -12,9 +12,14 @@ import torch
 from cgsurrogate.data.molgraph import MolGraph, mol_graph_from_smiles
 from cgsurrogate.surrogate.cgmap.metrics import (automorphisms, cut_scores, evaluate_paper, evaluate_strict, relabellings,
                                   score_mapping)
-from cgsurrogate.surrogate.cgmap.dsgpm import (DSGPM, PRETRAINED_PATH, collate, cut_triplet_loss, dsgpm_loss, enforce_connectivity,
-                             load_dsgpm, metis_partition, noncut_pair_loss, predict_mapping, prepare_graph,
-                             save_dsgpm, train_dsgpm)
+from cgsurrogate.surrogate.cgmap.dsgpm import (DSGPM, PRETRAINED_PATH, cut_triplet_loss, dsgpm_loss, enforce_connectivity,
+                                              load_dsgpm, load_dsgpm_torch, metis_partition, noncut_pair_loss,
+                                              predict_mapping, prepare_graph, save_dsgpm, train_dsgpm)
+from cgsurrogate.surrogate.cgmap.features import collate as _collate
+
+
+def collate(prepared):
+    return _collate(prepared).torch()
 
 REPO = Path(__file__).resolve().parents[3]
 SMILES = ["CC(C)NC(=O)C1=NOC(=N1)C2=CC=CNC2=O", "CCCCCCCCCC(=O)O", "c1ccc2ccccc2c1CCN", "CC(C)(C)c1ccc(O)cc1"]
@@ -54,15 +59,18 @@ def test_losses_vanish_on_separating_embedding():
 def test_message_passing_matches_per_bond_reference():
     """The once-per-pass edge matrices give the same step as evaluating the edge network per bond."""
     torch.manual_seed(0)
-    m = DSGPM(hidden=16, out_dim=8, steps=1).double()
+    m = DSGPM(hidden=16, out_dim=8, steps=1, feature_set="rich").double()
     g = mol_graph_from_smiles("C#CC(=O)c1ccccc1")
-    b = collate([prepare_graph(g)])
+    b = collate([prepare_graph(g, feature_set="rich")])
     b.extra = b.extra.double()
-    onehot = torch.nn.functional.one_hot(b.atom_type, m.n_atom_types).double()
+    onehot = b.feats.double()
     x = torch.cat([torch.relu(m.input_fc(onehot)), b.extra], 1)
     agg = torch.zeros_like(x)
-    for s, d, t in zip(b.src.tolist(), b.dst.tolist(), b.edge_type.tolist()):
-        w = m.edge_net(torch.nn.functional.one_hot(torch.tensor(t), 4).double()).view(m.d, m.d)
+    conj = {(int(i), int(j)): (int(c), int(r)) for (i, j), (_, c, r) in zip(g.edges, g.bond_chem)}
+    for s, d, t in zip(b.src.tolist(), b.dst.tolist(), b.edge_class.tolist()):
+        c, r = conj[(min(s, d), max(s, d))]  # the bond's own RDKit flags, independent of the class table
+        vec = torch.cat([torch.nn.functional.one_hot(torch.tensor(t // 4), 4).double(), torch.tensor([c, r]).double()])
+        w = m.edge_net(vec).view(m.d, m.d)
         agg[d] += x[s] @ w
     h = m.gru(torch.relu(m.root(x) + agg), x)
     ref = torch.nn.functional.normalize(torch.cat([m.output_fc(h), onehot, b.extra], 1), dim=1)
@@ -75,7 +83,8 @@ def test_embedding_is_permutation_equivariant_and_batch_independent():
     g = mol_graph_from_smiles(SMILES[0])
     perm = np.random.default_rng(0).permutation(g.num_atoms)
     inv = np.argsort(perm)
-    gp = MolGraph([g.elements[i] for i in perm], inv[g.edges], g.bond_types, name="perm")
+    gp = MolGraph([g.elements[i] for i in perm], inv[g.edges], g.bond_types, name="perm",
+                  atom_chem=g.atom_chem[perm], bond_chem=g.bond_chem)
     with torch.no_grad():
         e = m(collate([prepare_graph(g)]))
         ep = m(collate([prepare_graph(gp)]))
@@ -206,17 +215,21 @@ def test_training_lowers_loss_and_checkpoint_round_trip(tmp_path):
                               model_config=dict(hidden=16, out_dim=16, steps=3), progress=False)
     assert hist[-1]["loss"] < 0.6 * hist[0]["loss"]
     path = save_dsgpm(tmp_path / "m.pt", model, {"note": "test"})
-    back = load_dsgpm(path)
+    back = load_dsgpm_torch(path)[0]
     ck = torch.load(path, weights_only=True)
-    assert ck["config"] == model.config
+    assert ck["format"] == "cgsurrogate" and ck["kind"] == "dsgpm" and ck["payload"]["config"] == model.config
     b = collate([prepare_graph(anns[3].graph)])
     with torch.no_grad():
         np.testing.assert_allclose(back(b).numpy(), model(b).numpy(), atol=1e-7)
+        # the torch-free reader and numpy forward give the same embedding
+        np.testing.assert_allclose(load_dsgpm(path).embed(anns[3].graph)[0], model(b).numpy(), atol=1e-5)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.pt"):
         load_dsgpm(bad)
     torch.save({"format": "something-else"}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="foreign.pt"):
+        load_dsgpm_torch(tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="foreign.pt"):
         load_dsgpm(tmp_path / "foreign.pt")
     with pytest.raises(FileNotFoundError):
@@ -260,6 +273,8 @@ def test_cli_cgmap_errors(tmp_path, capsys):
     assert rc == 2 and err.startswith("error:") and "cannot parse" in err and err.count("\n") == 1
     rc, _, err = _cli(capsys, "--smiles", "CCO", "--beads", "5", "--out", str(tmp_path / "x.json"))
     assert rc == 2 and "exceeds the atom count" in err
+    rc, _, err = _cli(capsys, "--smiles", "CCO", "--beads", "0", "--out", str(tmp_path / "x.json"))
+    assert rc == 2 and "positive integer" in err and err.count("\n") == 1
     rc, _, err = _cli(capsys, "--structure", str(tmp_path / "none.pdb"), "--beads", "5", "--out",
                       str(tmp_path / "x.json"))
     assert rc == 2 and "none.pdb" in err

@@ -1,0 +1,142 @@
+"""Nested cross-validation of CG-mapping methods, grouped by molecule.
+
+The outer loop holds out one fold of molecules as the test set; everything that is chosen
+(the epoch, the feature set, ensemble members) is chosen by a *selection function* that
+receives the training folds only::
+
+    fit(train_annotations) -> (predictor, record)
+
+and the test fold is scored once, after ``fit`` returned. :func:`nested_cv` enforces this
+by construction (``fit`` never sees the test annotations) and records the annotation files
+each call saw, so a test can check that no test molecule reached selection.
+:func:`dsgpm_fit` is the DSGPM selection: an inner split of the training molecules picks the
+epoch (and optionally the feature set) by the validation score of
+:func:`cgsurrogate.surrogate.cgmap.metrics.selection_score`; ensemble members are trained on
+different inner splits, each with its own epoch chosen on its own inner validation molecules.
+
+Intervals: each metric's mean over the outer folds with a t-interval over folds
+(:func:`fold_interval`).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+__all__ = ["nested_cv", "fold_interval", "dsgpm_fit", "inner_split"]
+
+
+def fold_interval(values, level: float = 0.95) -> dict:
+    """Mean and Student-t confidence interval of per-fold values.
+
+    Returns
+    -------
+    dict: mean, low, high, std, n.
+    """
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=np.float64)
+    n = len(v)
+    mean = float(v.mean())
+    if n < 2:
+        return dict(mean=mean, low=mean, high=mean, std=0.0, n=n)
+    half = float(student_t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
+    return dict(mean=mean, low=mean - half, high=mean + half, std=float(v.std(ddof=1)), n=n)
+
+
+def inner_split(annotations, parts: int, index: int, seed: int):
+    """Split annotations by molecule into (train, val): molecules of inner fold ``index`` of ``parts`` validate."""
+    from cgsurrogate.data.ham import ham_folds
+
+    folds = ham_folds(annotations, n_folds=parts, seed=seed)
+    val = [annotations[i] for i in folds[index]]
+    train = [annotations[i] for f, idx in enumerate(folds) if f != index for i in idx]
+    return train, val
+
+
+def nested_cv(annotations, folds, fit, score, on_fold=None) -> list[dict]:
+    """Run the outer loop: ``fit`` on the training folds, then ``score`` the returned predictor on the test fold.
+
+    Parameters
+    ----------
+    annotations : list of HAMAnnotation
+    folds : list of int arrays  (outer folds, grouped by molecule: :func:`cgsurrogate.data.ham.ham_folds`)
+    fit : callable ``fit(train_annotations) -> (predictor, record)``
+        Receives only the training folds (every choice is made here).
+    score : callable ``score(predictor, test_annotations) -> dict``
+    on_fold : callable ``on_fold(k, result)``, optional  (e.g. write a resumable per-fold file)
+
+    Returns
+    -------
+    list of dict per fold: ``fold``, ``selection`` (fit's record), ``test`` (score's dict),
+    ``train_paths`` (files fit received), ``fit_seconds``.
+    """
+    out = []
+    for k, test_idx in enumerate(folds):
+        test_set = set(int(i) for i in test_idx)
+        train = [a for i, a in enumerate(annotations) if i not in test_set]
+        t0 = time.perf_counter()
+        predictor, record = fit(train)
+        fit_s = time.perf_counter() - t0
+        test = [annotations[i] for i in test_idx]
+        res = dict(fold=k, selection=record, test=score(predictor, test), fit_seconds=fit_s,
+                   train_paths=sorted(a.path for a in train))
+        if on_fold is not None:
+            on_fold(k, res)
+        out.append(res)
+    return out
+
+
+def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5, inner_parts: int = 5,
+              feature_sets=("rich",), model_config: dict | None = None, seed: int = 0, scorer=None,
+              progress: bool = False):
+    """DSGPM selection inside the training folds; returns ``(Embedder, record)``.
+
+    Member ``m`` trains on inner folds other than ``m`` (of ``inner_parts``, grouped by
+    molecule) and keeps the epoch with the best score on inner fold ``m``. With several
+    ``feature_sets``, member 0 is trained once per set and the set with the best inner
+    validation score is used for every member.
+
+    Parameters
+    ----------
+    train : list of HAMAnnotation  (training folds only)
+    members : int  ensemble size (<= inner_parts)
+    epochs, eval_every : training length and validation interval
+    feature_sets : candidate feature sets
+    model_config : dict, optional  other :class:`DSGPM` arguments
+    scorer : callable ``scorer(embedder, val) -> float``, optional (default selection_score)
+
+    Returns
+    -------
+    (Embedder with the members, dict with the choices and validation histories)
+    """
+    from cgsurrogate.surrogate.cgmap.training import torch_embedder, train_dsgpm
+
+    if members > inner_parts:
+        raise ValueError(f"{members} members need at least as many inner folds (got {inner_parts})")
+    record = dict(members=[], feature_set_scores={})
+    models = []
+    cfg = dict(model_config or {})
+    first = {}
+    for fs in feature_sets:
+        tr, va = inner_split(train, inner_parts, 0, seed)
+        m, hist = train_dsgpm(tr, va, epochs=epochs, eval_every=eval_every, seed=seed, scorer=scorer,
+                              model_config=dict(cfg, feature_set=fs), progress=progress)
+        best = max(h["val_score"] for h in hist if "val_score" in h)
+        record["feature_set_scores"][fs] = best
+        first[fs] = (m, hist)
+    chosen = max(record["feature_set_scores"], key=record["feature_set_scores"].get)
+    record["feature_set"] = chosen
+    for j in range(members):
+        if j == 0:
+            m, hist = first[chosen]
+        else:
+            tr, va = inner_split(train, inner_parts, j, seed)
+            m, hist = train_dsgpm(tr, va, epochs=epochs, eval_every=eval_every, seed=seed + j, scorer=scorer,
+                                  model_config=dict(cfg, feature_set=chosen), progress=progress)
+        sel = [h for h in hist if h.get("selected")][0]
+        record["members"].append(dict(inner_fold=j, selected_epoch=sel["epoch"], val_score=sel.get("val_score"),
+                                      history=[{k: h[k] for k in ("epoch", "loss", "seconds", "val_score") if k in h}
+                                               for h in hist]))
+        models.append(m)
+    return torch_embedder(models), record
