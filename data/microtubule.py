@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cgsurrogate.core.errors import CGSurrogateError, InputFileError
 from cgsurrogate.simulate.sweep import FORMAT_NAME, RUN_ARRAYS, run_path
 
 RUN_FILE_RE = re.compile(r"^run_(\d+)\.npz$")
@@ -39,15 +40,15 @@ def read_metadata(root) -> dict:
     """Read ``<root>/metadata.json``; clear ``FileNotFoundError`` / ``ValueError`` otherwise."""
     path = Path(root) / "metadata.json"
     if not Path(root).is_dir():
-        raise FileNotFoundError(f"{root}: dataset folder not found")
+        raise InputFileError(f"{root}: dataset folder not found")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (is {root} a microtubule dataset folder?)")
+        raise InputFileError(f"{path}: not found (is {root} a microtubule dataset folder?)")
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        raise CGSurrogateError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path}: not a microtubule sweep dataset (format is not {FORMAT_NAME!r})")
+        raise CGSurrogateError(f"{path}: not a microtubule sweep dataset (format is not {FORMAT_NAME!r})")
     return meta
 
 
@@ -73,19 +74,19 @@ def load_run(path, num_nodes: int | None = None, frames: int | None = None) -> d
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: run file not found")
+        raise InputFileError(f"{path}: run file not found")
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in RUN_ARRAYS if k not in z.files]
             if missing:
-                raise ValueError(f"{path}: corrupt run file, missing arrays {missing}")
+                raise CGSurrogateError(f"{path}: corrupt run file, missing arrays {missing}")
             out = {k: z[k] for k in RUN_ARRAYS}
     except ValueError as exc:
         if str(exc).startswith(str(path)):
             raise
-        raise ValueError(f"{path}: corrupt run file ({exc})") from None
+        raise CGSurrogateError(f"{path}: corrupt or not a run file (holds no plain numeric arrays)") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"{path}: corrupt run file ({type(exc).__name__}: {exc})") from None
+        raise CGSurrogateError(f"{path}: corrupt run file ({type(exc).__name__}: {exc})") from None
     F, N = out["energies"].shape if out["energies"].ndim == 2 else (-1, -1)
     ok = (
         out["params"].shape == (5,)
@@ -99,7 +100,7 @@ def load_run(path, num_nodes: int | None = None, frames: int | None = None) -> d
     )
     if not ok:
         shapes = {k: tuple(v.shape) for k, v in out.items()}
-        raise ValueError(f"{path}: run file has inconsistent array shapes {shapes}")
+        raise CGSurrogateError(f"{path}: run file has inconsistent array shapes {shapes}")
     return out
 
 
@@ -173,17 +174,17 @@ class MicrotubuleDataset(torch.utils.data.Dataset):
             have = set(present)
             missing = [r for r in run_ids if r not in have]
             if missing:
-                raise FileNotFoundError(
+                raise InputFileError(
                     f"{self.root}: run files missing for run ids {missing[:5]}"
                     + (" ..." if len(missing) > 5 else "")
                 )
         if not run_ids:
-            raise ValueError(f"{self.root}: dataset has no completed runs")
+            raise CGSurrogateError(f"{self.root}: dataset has no completed runs")
         self.run_ids = list(run_ids)
         self.topology = microtubule_topology()
         name = self.metadata.get("topology")
         if name and name != self.topology.tube.name:
-            raise ValueError(f"{self.root}: topology {name!r} is not the microtubule {self.topology.tube.name}")
+            raise CGSurrogateError(f"{self.root}: topology {name!r} is not the microtubule {self.topology.tube.name}")
         e = torch.as_tensor(self.topology.bonds.T)
         self.edge_index = torch.cat([e, e.flip(0)], 1)
         self._cache: OrderedDict = OrderedDict()
@@ -253,7 +254,7 @@ def split_runs(run_ids, val_fraction: float = 0.2, seed: int = 0):
     """
     ids = sorted(int(r) for r in run_ids)
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise CGSurrogateError(f"val_fraction must be in [0, 1), got {val_fraction}")
     n = len(ids)
     n_val = int(round(val_fraction * n))
     if val_fraction > 0 and n >= 2:
@@ -298,7 +299,7 @@ class Normalizer:
     @classmethod
     def _from_sums(cls, sx, sxx, sy, syy, count):
         if count < 1:
-            raise ValueError("cannot fit a normaliser on zero samples")
+            raise CGSurrogateError("cannot fit a normaliser on zero samples")
         xm, xs = cls._stats(sx, sxx, count)
         ym, ys = cls._stats(sy, syy, count)
         return cls(xm, xs, ym, ys)
@@ -309,7 +310,7 @@ class Normalizer:
         X = torch.as_tensor(X).double()
         Y = torch.as_tensor(Y).double()
         if X.dim() != 3 or Y.dim() != 3 or X.shape[:2] != Y.shape[:2]:
-            raise ValueError(f"Normalizer.fit needs X [M, N, F] and Y [M, N, 1], got {tuple(X.shape)}, {tuple(Y.shape)}")
+            raise CGSurrogateError(f"Normalizer.fit needs X [M, N, F] and Y [M, N, 1], got {tuple(X.shape)}, {tuple(Y.shape)}")
         x, y = X.numpy(), Y.numpy()
         return cls._from_sums(x.sum(0), (x * x).sum(0), y.sum(0), (y * y).sum(0), x.shape[0])
 
@@ -353,7 +354,20 @@ class Normalizer:
         try:
             return cls(d["x_mean"], d["x_std"], d["y_mean"], d["y_std"])
         except KeyError as exc:
-            raise ValueError(f"normaliser state is missing {exc}") from None
+            raise CGSurrogateError(f"normaliser state is missing {exc}") from None
+
+
+def warn_missing_runs(root, metadata: dict, present) -> int:
+    """Warn (``UserWarning``) when ``metadata["num_runs"]`` announces more runs than ``present``
+    holds (an interrupted sweep); returns the number missing."""
+    import warnings
+
+    expected = metadata.get("num_runs")
+    missing = int(expected) - len(present) if expected is not None else 0
+    if missing > 0:
+        warnings.warn(f"{root}: {missing} of {expected} runs are missing on disk (an unfinished sweep?); "
+                      f"using the {len(present)} present", stacklevel=3)
+    return max(missing, 0)
 
 
 def load_microtubule_splits(root, val_fraction: float = 0.2, seed: int = 0):
@@ -366,7 +380,9 @@ def load_microtubule_splits(root, val_fraction: float = 0.2, seed: int = 0):
     normalizer : Normalizer
         Fitted on ``train_ds`` only.
     """
-    ids = MicrotubuleDataset(root).run_ids
+    full = MicrotubuleDataset(root)
+    ids = full.run_ids
+    warn_missing_runs(root, full.metadata, ids)
     tr, va = split_runs(ids, val_fraction, seed)
     train_ds = MicrotubuleDataset(root, tr)
     val_ds = MicrotubuleDataset(root, va) if va else None

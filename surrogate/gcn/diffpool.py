@@ -58,14 +58,15 @@ class DiffPoolGPCN(nn.Module):
     """
 
     def __init__(self, laplacian, sizes: Sequence[int], in_features: int,
-                 filters: Sequence[Sequence[int]], dense: Sequence[int] = DEFAULT_DENSE):
+                 filters: Sequence[Sequence[int]], dense: Sequence[int] = DEFAULT_DENSE,
+                 input_skip: bool = False):
         super().__init__()
         if len(filters) != len(sizes) + 1:
             raise ValueError(f"{len(sizes) + 1} levels need {len(sizes) + 1} filter lists, got {len(filters)}")
         self.z0 = StructureMatrix(laplacian)
         self.sizes = (self.z0.n, *[int(s) for s in sizes])
         self.num_levels = len(self.sizes)
-        self.fine = GCN(self.z0, in_features, filters[0], dense)
+        self.fine = GCN(self.z0, in_features, filters[0], dense, input_skip)
         self.coarse = nn.ModuleList(DenseGCN(in_features, f, dense) for f in filters[1:])
         self.pools = nn.ModuleList(GraphConv(in_features, s, activation=False) for s in self.sizes[1:])
 

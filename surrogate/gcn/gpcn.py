@@ -64,7 +64,7 @@ class GPCN(nn.Module):
 
     def __init__(self, laplacians: Sequence, prolongations: Sequence, in_features: int,
                  filters: Sequence[Sequence[int]], dense: Sequence[int] = DEFAULT_DENSE,
-                 adaptive: bool = False):
+                 adaptive: bool = False, input_skip: bool = False):
         super().__init__()
         if len(laplacians) != len(filters):
             raise ValueError(f"{len(laplacians)} structure matrices but {len(filters)} filter lists")
@@ -72,7 +72,7 @@ class GPCN(nn.Module):
             raise ValueError(f"{len(laplacians)} levels need {len(laplacians) - 1} prolongations, got {len(prolongations)}")
         self.adaptive = adaptive
         self.num_levels = len(laplacians)
-        self.gcns = nn.ModuleList(GCN(StructureMatrix(z), in_features, f, dense) for z, f in zip(laplacians, filters))
+        self.gcns = nn.ModuleList(GCN(StructureMatrix(z), in_features, f, dense, input_skip) for z, f in zip(laplacians, filters))
         ps = [_dense_p(p) for p in prolongations]
         for i, p in enumerate(ps):
             if p.shape != (self.gcns[i].n, self.gcns[i + 1].n):

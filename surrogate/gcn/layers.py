@@ -213,7 +213,12 @@ class GCN(nn.Module):
     filters : sequence of int
         Output channels of the graph convolution layers (table 2: 64, 64, 64 etc.).
     dense : sequence of int
-        Node-wise dense layer sizes; the last is the output width (1).
+        Node-wise dense layers' sizes; the last is the output width (1).
+    input_skip : bool
+        Also feed the input ``x`` to the node-wise dense head (next to the graph convolution
+        outputs). Needed for features that are constant over the nodes (the strengths): the
+        Laplacian ``L = A - D`` has zero row sums, so ``Z X W`` maps such columns to zero and a
+        GCN of only such layers never sees them (issue 13). The paper's design is ``False``.
 
     Notes
     -----
@@ -221,13 +226,14 @@ class GCN(nn.Module):
     """
 
     def __init__(self, structure, in_features: int, filters: Sequence[int] = DEFAULT_FILTERS,
-                 dense: Sequence[int] = DEFAULT_DENSE):
+                 dense: Sequence[int] = DEFAULT_DENSE, input_skip: bool = False):
         super().__init__()
         self.z = structure if isinstance(structure, StructureMatrix) else StructureMatrix(structure)
         self.n = self.z.n
         sizes = [in_features, *filters]
         self.convs = nn.ModuleList(GraphConv(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.head = NodeDense(sum(filters), dense)
+        self.input_skip = bool(input_skip)
+        self.head = NodeDense(sum(filters) + (in_features if self.input_skip else 0), dense)
 
     def forward_with_preactivation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Output [B, n, out] and the first layer's pre-activation ``A_1 = Z X W_1 + b_1``
@@ -239,6 +245,8 @@ class GCN(nn.Module):
         for conv in self.convs[1:]:
             h = conv(self.z, h)
             outs.append(h)
+        if self.input_skip:
+            outs.append(x)
         return self.head(torch.cat(outs, dim=-1)), a1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -285,10 +293,11 @@ class GCNEnsemble(_MemberSum):
     FLOP accounting.
     """
 
-    def __init__(self, structure, in_features: int, filters, dense: Sequence[int] = DEFAULT_DENSE):
+    def __init__(self, structure, in_features: int, filters, dense: Sequence[int] = DEFAULT_DENSE,
+                 input_skip: bool = False):
         super().__init__()
         z = structure if isinstance(structure, StructureMatrix) else StructureMatrix(structure)
-        self.members = nn.ModuleList(GCN(z, in_features, f, dense) for f in filters)
+        self.members = nn.ModuleList(GCN(z, in_features, f, dense, input_skip) for f in filters)
 
 
 def laplacian_matrix(adjacency) -> torch.Tensor:

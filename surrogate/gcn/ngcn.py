@@ -47,14 +47,15 @@ class NGCN(_MemberSum):
     """
 
     def __init__(self, laplacian, in_features: int, radii: Sequence[int] = (1, 2, 4),
-                 filters: Sequence[int] = DEFAULT_FILTERS, dense: Sequence[int] = DEFAULT_DENSE):
+                 filters: Sequence[int] = DEFAULT_FILTERS, dense: Sequence[int] = DEFAULT_DENSE,
+                 input_skip: bool = False):
         super().__init__()
         self.radii = tuple(int(r) for r in radii)
         members = []
         for r in self.radii:
             z = scaled_power(laplacian, r)
             z[z.abs() < 1e-12 * z.abs().max()] = 0.0  # exact structural zeros stay sparse
-            members.append(GCN(StructureMatrix(z), in_features, filters, dense))
+            members.append(GCN(StructureMatrix(z), in_features, filters, dense, input_skip))
         self.members = nn.ModuleList(members)
 
 

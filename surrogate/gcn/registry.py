@@ -28,6 +28,8 @@ import copy
 
 from torch import nn
 
+from cgsurrogate.core.errors import CGSurrogateError
+
 from cgsurrogate.surrogate.gcn.diffpool import DiffPoolGPCN
 from cgsurrogate.surrogate.gcn.layers import DEFAULT_DENSE, GCN, GCNEnsemble
 from cgsurrogate.surrogate.gcn.gpcn import GPCN
@@ -79,7 +81,10 @@ def build_model(name: str, hierarchy=None, in_features: int = 11, **config) -> n
         Node feature width ``F`` (11 for the microtubule dataset).
     **config
         Overrides of :data:`MODEL_DEFAULTS` (``filters``, ``dense``, ``radii``, ``adaptive``,
-        ``levels``).
+        ``levels``, ``input_skip``). ``input_skip`` (default False, the paper's design and what
+        checkpoints without the key were built with; the trainer turns it on) feeds the input
+        features to each GCN's node-wise dense head too, so that features constant over the
+        nodes (the five strengths) reach the output: ``L = A - D`` maps them to zero (issue 13).
 
     Returns
     -------
@@ -87,13 +92,15 @@ def build_model(name: str, hierarchy=None, in_features: int = 11, **config) -> n
     ``name``.
     """
     if name not in MODEL_DEFAULTS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+        raise CGSurrogateError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
     cfg = copy.deepcopy(MODEL_DEFAULTS[name])
-    unknown = set(config) - {"filters", "dense", "radii", "adaptive", "levels"}
+    unknown = set(config) - {"filters", "dense", "radii", "adaptive", "levels", "input_skip"}
     if unknown:
-        raise ValueError(f"unknown option(s) for model {name!r}: {', '.join(sorted(unknown))}")
+        raise CGSurrogateError(f"unknown option(s) for model {name!r}: {', '.join(sorted(unknown))}")
     cfg.update(config)
     cfg.setdefault("dense", list(DEFAULT_DENSE))
+    cfg.setdefault("input_skip", False)
+    skip = bool(cfg["input_skip"])
     if hierarchy is None:
         from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
 
@@ -102,23 +109,23 @@ def build_model(name: str, hierarchy=None, in_features: int = 11, **config) -> n
     dense = tuple(cfg["dense"])
     filters = [tuple(f) for f in cfg["filters"]]
     if name == "gcn":
-        model = GCN(laps[0], in_features, filters[0], dense)
+        model = GCN(laps[0], in_features, filters[0], dense, skip)
     elif name.startswith("ensemble"):
-        model = GCNEnsemble(laps[0], in_features, filters, dense)
+        model = GCNEnsemble(laps[0], in_features, filters, dense, skip)
     elif name.startswith("ngcn"):
-        model = NGCN(laps[0], in_features, cfg["radii"], filters[0], dense)
+        model = NGCN(laps[0], in_features, cfg["radii"], filters[0], dense, skip)
     elif name.startswith("diffpool"):
         k = int(cfg["levels"])
         if len(laps) < k:
-            raise ValueError(f"model {name!r} needs a hierarchy with {k} levels, got {len(laps)}")
+            raise CGSurrogateError(f"model {name!r} needs a hierarchy with {k} levels, got {len(laps)}")
         sizes = [int(laps[i].shape[0]) for i in range(1, k)]
-        model = DiffPoolGPCN(laps[0], sizes, in_features, filters, dense)
+        model = DiffPoolGPCN(laps[0], sizes, in_features, filters, dense, skip)
     else:
         k = int(cfg["levels"])
         if len(laps) < k:
-            raise ValueError(f"model {name!r} needs a hierarchy with {k} levels, got {len(laps)}")
+            raise CGSurrogateError(f"model {name!r} needs a hierarchy with {k} levels, got {len(laps)}")
         model = GPCN(laps[:k], list(hierarchy.P)[: k - 1], in_features, filters, dense,
-                     adaptive=bool(cfg["adaptive"]))
+                     adaptive=bool(cfg["adaptive"]), input_skip=skip)
     model.name = name
     model.config = {"name": name, "in_features": int(in_features), **{k: _plain(v) for k, v in cfg.items()}}
     return model

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cgsurrogate.core.errors import CGSurrogateError, InputFileError
 from cgsurrogate.surrogate.gcn.flops import forward_flops_by_level, training_step_flops
 
 SCHEDULES = ("all", "gamma0", "gamma1", "gamma2", "gamma3", "coarse-to-fine")
@@ -67,7 +68,7 @@ def multigrid_cycle(gamma: int, num_levels: int) -> list[int]:
     list of int (0 = finest level).
     """
     if gamma < 0 or num_levels < 1:
-        raise ValueError(f"multigrid cycle needs gamma >= 0 and num_levels >= 1, got {gamma}, {num_levels}")
+        raise CGSurrogateError(f"multigrid cycle needs gamma >= 0 and num_levels >= 1, got {gamma}, {num_levels}")
 
     def mg(level: int) -> list[int]:
         if level == num_levels - 1:
@@ -100,9 +101,9 @@ class Schedule:
 
     def __init__(self, name: str, num_levels: int, patience: int = 10):
         if name not in SCHEDULES:
-            raise ValueError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
+            raise CGSurrogateError(f"unknown schedule {name!r}; choose from {', '.join(SCHEDULES)}")
         if name != "all" and num_levels < 2:
-            raise ValueError(f"schedule {name!r} needs a multilevel model (GPCN/A-GPCN), this one has 1 level")
+            raise CGSurrogateError(f"schedule {name!r} needs a multilevel model (GPCN/A-GPCN), this one has 1 level")
         self.name, self.num_levels, self.patience = name, int(num_levels), int(patience)
         self.cycle = multigrid_cycle(int(name[-1]), self.num_levels) if name.startswith("gamma") else None
         self.phase = 0
@@ -139,7 +140,7 @@ class Schedule:
     def load_state_dict(self, d: dict) -> None:
         """Restore from :meth:`state_dict`."""
         if d["name"] != self.name or d["num_levels"] != self.num_levels:
-            raise ValueError(f"training state is for schedule {d['name']!r} with {d['num_levels']} levels, "
+            raise CGSurrogateError(f"training state is for schedule {d['name']!r} with {d['num_levels']} levels, "
                              f"not {self.name!r} with {self.num_levels}")
         self.phase, self.phase_best, self.since_improvement = int(d["phase"]), float(d["phase_best"]), int(d["since_improvement"])
 
@@ -174,7 +175,7 @@ def epoch_batches(num_samples: int, epoch: int, seed: int, batches: int, batch_s
     """Sample indices of one epoch, ``[batches, batch_size]`` int64, a function of
     ``(seed, epoch)`` only (identical across models and across resumes)."""
     if num_samples < 1:
-        raise ValueError("no training samples")
+        raise CGSurrogateError("no training samples")
     rng = np.random.default_rng([int(seed), int(epoch)])
     need = batches * batch_size
     reps = -(-need // num_samples)
@@ -231,6 +232,18 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+#: Dataset-description keys that must match for a resume (the data and its split).
+_DATASET_KEYS = ("path", "hash", "val_fraction", "split_seed", "train_ids", "val_ids", "max_val_samples")
+
+
+def _changed_settings(old_cfg: dict, new_cfg: dict, old_data: dict, new_data: dict) -> list[str]:
+    """Settings that differ between a saved run and a resume (``epochs`` may grow)."""
+    out = [f"{k} {old_cfg.get(k)!r} -> {new_cfg.get(k)!r}" for k in sorted(new_cfg)
+           if k != "epochs" and old_cfg.get(k) != new_cfg.get(k)]
+    out += [f"dataset {k} differs" for k in _DATASET_KEYS if old_data.get(k) != new_data.get(k)]
+    return out
+
+
 def train(model, X_train: torch.Tensor, Y_train: torch.Tensor, X_val: torch.Tensor, Y_val: torch.Tensor,
           config: TrainConfig, out_dir=None, *, normalizer=None, hierarchy=None, dataset_info=None,
           progress: bool = True, desc: str | None = None, device=None) -> dict:
@@ -273,19 +286,22 @@ def train(model, X_train: torch.Tensor, Y_train: torch.Tensor, X_val: torch.Tens
     best_state = None
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
+        if out.exists() and not out.is_dir():
+            raise CGSurrogateError(f"{out}: exists and is not a folder (the output folder of a training run)")
         out.mkdir(parents=True, exist_ok=True)
         last = out / "last.pt"
         if last.is_file():
             ck = load_checkpoint(last)
             if ck["model_config"] != getattr(model, "config", None):
-                raise ValueError(f"{last}: was written for model {ck['model_config'].get('name')!r} with another "
+                raise CGSurrogateError(f"{last}: was written for model {ck['model_config'].get('name')!r} with another "
                                  f"configuration; use a new --out folder")
             st = (ck.get("extra") or {}).get("training_state")
             if st is None:
-                raise ValueError(f"{last}: holds no training state to resume from")
-            if st["config"]["schedule"] != config.schedule or st["config"]["seed"] != config.seed:
-                raise ValueError(f"{last}: was trained with schedule {st['config']['schedule']!r} seed "
-                                 f"{st['config']['seed']}; use a new --out folder")
+                raise CGSurrogateError(f"{last}: holds no training state to resume from")
+            changed = _changed_settings(st["config"], asdict(config), ck.get("dataset") or {}, dataset_info or {})
+            if changed:
+                raise CGSurrogateError(f"{last}: was trained with other settings ({'; '.join(changed)}); "
+                                       f"use a new --out folder or the same settings")
             model.load_state_dict(ck["state_dict"])
             model.to(device)
             if ck.get("optimizer") is not None:
@@ -366,7 +382,7 @@ def load_normalised_dataset(root, val_fraction: float = 0.2, seed: int = 0, max_
 
     train_ds, val_ds, normalizer = load_microtubule_splits(root, val_fraction, seed)
     if val_ds is None:
-        raise ValueError(f"{root}: needs at least two runs to hold one out for validation")
+        raise CGSurrogateError(f"{root}: needs at least two runs to hold one out for validation")
     Xt, Yt = train_ds.tensors()
     Xv, Yv = val_ds.tensors()
     if max_val_samples is not None and Xv.shape[0] > max_val_samples:
@@ -375,6 +391,7 @@ def load_normalised_dataset(root, val_fraction: float = 0.2, seed: int = 0, max_
     info = dataset_fingerprint(root, train_ds.run_ids + val_ds.run_ids)
     info.update({"parameter_ranges": parameter_ranges(Xt), "train_ids": list(train_ds.run_ids),
                  "val_ids": list(val_ds.run_ids), "val_fraction": float(val_fraction), "split_seed": int(seed),
+                 "max_val_samples": max_val_samples,
                  "units": dict(train_ds.metadata.get("units", {}))})
     return {"X_train": normalizer.normalize_x(Xt).float(), "Y_train": normalizer.normalize_y(Yt).float(),
             "X_val": normalizer.normalize_x(Xv).float(), "Y_val": normalizer.normalize_y(Yv).float(),
@@ -396,15 +413,17 @@ def train_from_dataset(data_dir, model_name: str, out_dir, *, schedule: str = "a
     from cgsurrogate.surrogate.gcn.registry import build_model
 
     if not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"{data_dir}: dataset folder not found")
+        raise InputFileError(f"{data_dir}: dataset folder not found")
     data = load_normalised_dataset(data_dir, val_fraction, seed, max_val_samples)
     if hierarchy is None:
         from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
 
         hierarchy = microtubule_hierarchy(levels=3)
     torch.manual_seed(seed)
+    # input_skip: the strengths are constant over the nodes and L = A - D maps them to zero;
+    # without the skip a GCN never sees them (issue 13). paper_table passes input_skip=False.
     model = build_model(model_name, hierarchy=hierarchy, in_features=data["X_train"].shape[-1],
-                        **(model_config or {}))
+                        **{"input_skip": True, **(model_config or {})})
     cfg = TrainConfig(epochs=epochs, batches_per_epoch=batches_per_epoch, batch_size=batch_size, lr=lr,
                       seed=seed, schedule=schedule)
     res = train(model, data["X_train"], data["Y_train"], data["X_val"], data["Y_val"], cfg, out_dir,
@@ -444,15 +463,15 @@ def evaluate_checkpoint(checkpoint, data_dir, split: str = "val", batch_size: in
     ck = load_checkpoint(checkpoint)
     model, normalizer, _ = rebuild_model(ck)
     if normalizer is None:
-        raise ValueError(f"{checkpoint}: checkpoint holds no normaliser")
+        raise CGSurrogateError(f"{checkpoint}: checkpoint holds no normaliser")
     if split == "all":
         ids = None
     elif split in ("val", "train"):
         ids = ck["dataset"].get(f"{split}_ids")
         if not ids:
-            raise ValueError(f"{checkpoint}: checkpoint records no {split} run ids; use split='all'")
+            raise CGSurrogateError(f"{checkpoint}: checkpoint records no {split} run ids; use split='all'")
     else:
-        raise ValueError(f"unknown split {split!r}; choose val, train or all")
+        raise CGSurrogateError(f"unknown split {split!r}; choose val, train or all")
     ds = MicrotubuleDataset(data_dir, ids)
     se_n = se_k = ae_t = 0.0
     count = frames = 0

@@ -127,7 +127,7 @@ def test_training_resumes_exactly(hier, toy_data, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "b" / "log.csv")))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     assert float(rows[-1]["best_val_nmse"]) == pytest.approx(r1["best_val_nmse"])
-    ck = torch.load(tmp_path / "b" / "best.pt", weights_only=True)
+    ck = load_checkpoint(tmp_path / "b" / "best.pt")
     assert ck["metrics"]["best_val_nmse"] == pytest.approx(r1["best_val_nmse"])
     c2f = fresh()
     r3 = train(c2f, Xt, Yt, Xv, Yv, TrainConfig(epochs=2, batches_per_epoch=2, schedule="coarse-to-fine"),
@@ -144,16 +144,18 @@ def test_checkpoint_roundtrip_and_bad_files(hier, tmp_path):
     from cgsurrogate.data.microtubule import Normalizer
 
     torch.manual_seed(0)
-    m = build_model("a-gpcn-3", hier, in_features=4)
+    from cgsurrogate.core.system_spec import SystemSpec
+
+    m = build_model("a-gpcn-3", hier, in_features=8)  # positions, velocities, two parameters
     with torch.no_grad():
         m.P[0].mul_(1.1)  # trained P must come back from the state dict, not the hierarchy
-    norm = Normalizer.fit(torch.randn(5, 32, 4), torch.randn(5, 32, 1))
+    norm = Normalizer.fit(torch.randn(5, 32, 8), torch.randn(5, 32, 1))
     path = save_checkpoint(tmp_path / "m.pt", m, norm, hier, dataset_info={"path": "x", "hash": "h"},
-                           metrics={"best_val_nmse": 0.5})
+                           metrics={"best_val_nmse": 0.5}, system_spec=SystemSpec.minimal(32, 2))
     ck = load_checkpoint(path)
     assert ck["units"]["energy"].startswith("kJ/mol") and ck["format_version"] == 1
     m2, norm2, h2 = rebuild_model(ck)
-    x = torch.randn(2, 32, 4)
+    x = torch.randn(2, 32, 8)
     assert torch.allclose(m2(x), m.eval()(x), atol=1e-6)
     assert torch.equal(norm2.y_std, norm.y_std) and h2.sizes == hier.sizes
     bad = tmp_path / "bad.pt"
