@@ -20,6 +20,7 @@ against this contract, in the spirit of TorchSim's ``validate_model_outputs`` an
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -200,8 +201,11 @@ class EnergyModel(nn.Module):
 def _as_tensor(value, what: str, name: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
-    try:
-        return torch.as_tensor(value)
+    try:  # through numpy, so that Python floats stay float64 (torch.as_tensor would give float32)
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(arr.dtype)
+        return torch.as_tensor(arr)
     except (TypeError, ValueError, RuntimeError):
         raise CGSurrogateError(f"{name}: {what} is not an array of numbers ({type(value).__name__})") from None
 

@@ -7,7 +7,7 @@ relaxation) rely on.
 """
 from __future__ import annotations
 
-import copy
+import contextlib
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ def validate_energy_model(model, positions=None, params=None, velocities=None, *
         ``model(positions [B, N, 3] nm, params [B, P], velocities=None) -> (total [B],
         per_particle [B, N])`` kJ/mol. An :class:`~cgsurrogate.core.energy_model.EnergyModel`
         brings its ``system_spec``; for any other module pass ``system_spec`` or sample inputs.
-        Never modified (dtype checks run on copies).
+        Left as it was (the float64 and float32 checks convert it and put every tensor back).
     positions : array [B, N, 3] or [N, 3] nm, optional
         Sample configurations (two are used). Default: the spec's ``reference_positions`` plus
         Gaussian noise of ``displacement`` nm (clamped particles kept at rest).
@@ -97,8 +97,9 @@ def validate_energy_model(model, positions=None, params=None, velocities=None, *
         try:
             return m(*a, **k), None
         except Exception as exc:  # a check reports the failure; the user sees the message
-            return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return None, _one_line(exc)
 
+    e64 = s64 = None
     # ---- outputs of the model as given --------------------------------------------------------
     x_in, p_in = x.clone(), p.clone()
     v_in = None if v is None else v.clone()
@@ -114,74 +115,25 @@ def validate_energy_model(model, positions=None, params=None, velocities=None, *
     err = float((total.detach() - per.detach().sum(-1)).abs().max()) / scale / N
     check("total_is_sum", err <= 1e-6, err, f"total differs from the sum of per-particle energies by {err:.2e}")
 
-    # ---- float64 copy: batching, forces, invariances ------------------------------------------
-    m64 = _copy_as(model, torch.float64)
+    # ---- float64: batching, forces, invariances ------------------------------------------------
     x64, p64 = x.double(), p.double()
     v64 = None if v is None else v.double()
     kw64 = {"velocities": v64} if takes_v else {}
-    with torch.no_grad():
-        t64, e64 = m64(x64, p64, **kw64)
-        s64 = float(e64.abs().max()) or 1.0
-        t0, e0 = m64(x64[0], p64[0], **({"velocities": v64[0]} if takes_v else {}))
-        err = float((e0 - e64[0]).abs().max()) / s64
-        ok = tuple(e0.shape) == (N,) and t0.dim() == 0 and err <= rtol
-        check("unbatched", ok, err, f"unbatched input gives shape {tuple(e0.shape)} / error {err:.2e}")
-        errs = []
-        for b in range(x64.shape[0]):
-            _, eb = m64(x64[b:b + 1], p64[b:b + 1], **({"velocities": v64[b:b + 1]} if takes_v else {}))
-            errs.append(float((eb[0] - e64[b]).abs().max()) / s64)
-        check("batch_of_two", max(errs) <= rtol, max(errs), f"a batch differs from each alone by {max(errs):.2e}")
-
-    xg = x64.clone().requires_grad_(True)
-    with torch.enable_grad():
-        tg, _ = m64(xg, p64, **kw64)
-        (grad,) = torch.autograd.grad(tg.sum(), xg)
-    fscale = float(grad.abs().max()) or 1.0
-    if hasattr(m64, "energy_and_forces"):
-        _, _, f = m64.energy_and_forces(x64, p64, **kw64)
-        err = float((f.detach() + grad).abs().max()) / fscale
-        check("forces_autograd", err <= rtol, err, f"energy_and_forces differs from -dE/dx by {err:.2e}")
-    free = [i for i in range(N) if i not in clamp] or list(range(N))
-    picks = [(int(b), int(free[int(i)]), int(d)) for b, i, d in zip(
-        torch.randint(0, x64.shape[0], (fd_points,), generator=gen),
-        torch.randint(0, len(free), (fd_points,), generator=gen),
-        torch.randint(0, 3, (fd_points,), generator=gen))]
-    fd_err = 0.0
-    with torch.no_grad():
-        for b, i, d in picks:
-            xp, xm = x64.clone(), x64.clone()
-            xp[b, i, d] += fd_step
-            xm[b, i, d] -= fd_step
-            fd = (m64(xp, p64, **kw64)[0][b] - m64(xm, p64, **kw64)[0][b]) / (2 * fd_step)
-            fd_err = max(fd_err, abs(float(fd) - float(grad[b, i, d])) / fscale)
-    check("forces_finite_differences", fd_err <= fd_rtol, fd_err,
-          f"-dE/dx differs from central finite differences by {fd_err:.2e} of the largest force")
-
-    if getattr(model, "translation_invariant", False):
-        shift = torch.randn(3, generator=gen, dtype=torch.float64) * 10.0
+    with section("float64", check), _converted(model, torch.float64) as m64:
         with torch.no_grad():
-            _, es = m64(x64 + shift, p64, **kw64)
-        err = float((es - e64).abs().max()) / s64
-        check("translation_invariance", err <= rtol, err, f"a translation changes the energies by {err:.2e}")
-    if getattr(model, "rotation_invariant", False):
-        q, r = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
-        q = q * torch.sign(torch.diagonal(r))
-        for label, rot in (("rotation", q * torch.sign(torch.det(q))), ("reflection", -q * torch.sign(torch.det(q)))):
-            kwr = {"velocities": v64 @ rot.T} if takes_v else {}
-            with torch.no_grad():
-                _, er = m64(x64 @ rot.T, p64, **kwr)
-            err = float((er - e64).abs().max()) / s64
-            check(f"{label}_invariance", err <= rtol, err, f"a {label} changes the energies by {err:.2e}")
+            e64 = m64(x64, p64, **kw64)[1]
+        s64 = float(e64.abs().max()) or 1.0
+        if e64 is not None:
+            _batching(m64, x64, p64, v64, e64, s64, N, rtol, check, section)
+            _forces(m64, x64, p64, kw64, clamp, gen, fd_step, fd_points, fd_rtol, rtol, check, section)
+            _invariances(model, m64, x64, p64, v64, e64, s64, gen, rtol, check, section)
 
-    # ---- float32 copy ---------------------------------------------------------------------------
-    m32 = _copy_as(model, torch.float32)
-    kw32 = {"velocities": v.float()} if takes_v else {}
-    out32, err32 = run(m32, x.float(), p.float(), **kw32)
-    if err32 is not None:
-        check("float32", False, err32)
-    else:
-        e32 = out32[1].detach()
-        err = float((e32.double() - e64).abs().max()) / s64
+    # ---- float32 ----------------------------------------------------------------------------------
+    with section("float32", check), _converted(model, torch.float32) as m32:
+        kw32 = {"velocities": v.float()} if takes_v else {}
+        with torch.no_grad():
+            e32 = m32(x.float(), p.float(), **kw32)[1]
+        err = float((e32.double() - e64).abs().max()) / s64 if e64 is not None else float("nan")
         ok = e32.dtype == torch.float32 and bool(torch.isfinite(e32).all()) and err <= rtol_float32
         check("float32", ok, err, f"float32 gives dtype {e32.dtype}, differs from float64 by {err:.2e}")
 
@@ -200,6 +152,108 @@ def validate_energy_model(model, positions=None, params=None, velocities=None, *
     if failures:
         raise EnergyModelCheckError(f"{type(model).__name__} breaks the energy-model contract:\n" + "\n".join(failures))
     return report
+
+
+class section:
+    """Context manager: an exception inside fails the check ``name`` (with its message) and is swallowed."""
+
+    def __init__(self, name, check):
+        self.name, self.check = name, check
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        self.check(self.name, False, None, f"raised {_one_line(exc)}")
+        return True
+
+
+def _one_line(exc) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _batching(m, x, p, v, e, scale, N, rtol, check, section):
+    kw = (lambda sl: {"velocities": v[sl]}) if v is not None else (lambda sl: {})
+    with section("unbatched", check), torch.no_grad():
+        t0, e0 = m(x[0], p[0], **kw(0))
+        err = float((e0 - e[0]).abs().max()) / scale
+        ok = tuple(e0.shape) == (N,) and t0.dim() == 0 and err <= rtol
+        check("unbatched", ok, err, f"unbatched input gives shape {tuple(e0.shape)} / error {err:.2e}")
+    with section("batch_of_two", check), torch.no_grad():
+        errs = [float((m(x[b:b + 1], p[b:b + 1], **kw(slice(b, b + 1)))[1][0] - e[b]).abs().max()) / scale
+                for b in range(x.shape[0])]
+        check("batch_of_two", max(errs) <= rtol, max(errs), f"a batch differs from each alone by {max(errs):.2e}")
+
+
+def _forces(m, x, p, kw, clamp, gen, fd_step, fd_points, fd_rtol, rtol, check, section):
+    with section("forces_autograd", check):
+        xg = x.clone().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(m(xg, p, **kw)[0].sum(), xg)
+        fscale = float(grad.abs().max()) or 1.0
+        if hasattr(m, "energy_and_forces"):
+            f = m.energy_and_forces(x, p, **kw)[2]
+            err = float((f.detach() + grad).abs().max()) / fscale
+            check("forces_autograd", err <= rtol, err, f"energy_and_forces differs from -dE/dx by {err:.2e}")
+    if "grad" not in locals():
+        return
+    N = x.shape[1]
+    free = [i for i in range(N) if i not in clamp] or list(range(N))
+    picks = [(int(b), int(free[int(i)]), int(d)) for b, i, d in zip(
+        torch.randint(0, x.shape[0], (fd_points,), generator=gen),
+        torch.randint(0, len(free), (fd_points,), generator=gen),
+        torch.randint(0, 3, (fd_points,), generator=gen))]
+    with section("forces_finite_differences", check), torch.no_grad():
+        fd_err = 0.0
+        for b, i, d in picks:
+            xp, xm = x.clone(), x.clone()
+            xp[b, i, d] += fd_step
+            xm[b, i, d] -= fd_step
+            fd = (m(xp, p, **kw)[0][b] - m(xm, p, **kw)[0][b]) / (2 * fd_step)
+            fd_err = max(fd_err, abs(float(fd) - float(grad[b, i, d])) / fscale)
+        check("forces_finite_differences", fd_err <= fd_rtol, fd_err,
+              f"-dE/dx differs from central finite differences by {fd_err:.2e} of the largest force")
+
+
+def _invariances(model, m, x, p, v, e, scale, gen, rtol, check, section):
+    kw = {"velocities": v} if v is not None else {}
+    if getattr(model, "translation_invariant", False):
+        with section("translation_invariance", check), torch.no_grad():
+            shift = torch.randn(3, generator=gen, dtype=torch.float64) * 10.0
+            err = float((m(x + shift, p, **kw)[1] - e).abs().max()) / scale
+            check("translation_invariance", err <= rtol, err, f"a translation changes the energies by {err:.2e}")
+    if getattr(model, "rotation_invariant", False):
+        q, r = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
+        q = q * torch.sign(torch.diagonal(r))
+        for label, rot in (("rotation", q * torch.sign(torch.det(q))), ("reflection", -q * torch.sign(torch.det(q)))):
+            with section(f"{label}_invariance", check), torch.no_grad():
+                kwr = {"velocities": v @ rot.T} if v is not None else {}
+                err = float((m(x @ rot.T, p, **kwr)[1] - e).abs().max()) / scale
+                check(f"{label}_invariance", err <= rtol, err, f"a {label} changes the energies by {err:.2e}")
+
+
+@contextlib.contextmanager
+def _converted(model, dtype):
+    """The model with its floating parameters and buffers in ``dtype``; afterwards every tensor
+    is put back exactly (the objects themselves, so no precision is lost)."""
+    saved = []
+    for mod in model.modules():
+        for name, t in mod._parameters.items():
+            if t is not None:
+                saved.append((mod, "_parameters", name, t, t.data))
+        for name, t in mod._buffers.items():
+            if t is not None:
+                saved.append((mod, "_buffers", name, t, None))
+    try:
+        model.to(dtype=dtype)
+        yield model
+    finally:
+        for mod, kind, name, t, data in saved:
+            getattr(mod, kind)[name] = t
+            if data is not None:
+                t.data = data
 
 
 def _raises_cg(model, x, p, kw) -> tuple[bool, str]:
@@ -223,11 +277,6 @@ def _check_outputs(out, B, N, dtype):
     if not (bool(torch.isfinite(per).all()) and bool(torch.isfinite(total).all())):
         return False, "returns NaN or infinite energies for valid input"
     return True, ""
-
-
-def _copy_as(model, dtype):
-    m = copy.deepcopy(model)
-    return m.to(dtype=dtype).eval()
 
 
 def _sample_inputs(model, spec, positions, params, velocities, displacement, gen):
