@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from cgsurrogate.simulate.energy import TrueEnergy
+from cgsurrogate.simulate.integrator import ramp_integrator
 from cgsurrogate.simulate.microtubule import Topology, microtubule_topology
 from cgsurrogate.simulate.openmm_system import (
     build_microtubule_system,
@@ -19,7 +20,7 @@ from cgsurrogate.simulate.openmm_system import (
     microtubule_positions,
     platform_properties,
 )
-from cgsurrogate.simulate.protocol import Protocol
+from cgsurrogate.simulate.protocol import REST_CRITERION, Protocol
 
 #: Largest relative difference allowed between OpenMM's internal energy and the torch sum.
 ENERGY_CHECK_RTOL = 1e-4
@@ -67,6 +68,10 @@ def run_replicas(
         ``steps`` int64 [F];
         ``openmm_energy`` float64 [F] (internal energy of the whole System, kJ/mol);
         ``energy_check`` float (largest relative difference of the sums);
+        ``tip_motion_nm`` float64 [R] (tip displacement between the last two frames, nm);
+        ``residual_force`` float64 [R] (largest net force, internal + load, on a free particle
+        at the last frame, in units of the full load on one particle);
+        ``at_rest`` bool [R] (tip motion under :data:`REST_CRITERION`);
         ``platform`` str.
     """
     import openmm
@@ -76,10 +81,8 @@ def run_replicas(
     topo = topology or microtubule_topology()
     system, info = build_microtubule_system(params, topo, load_force=protocol.load)
     R, N = info.num_replicas, info.num_nodes
-    integ = openmm.LangevinMiddleIntegrator(
-        protocol.temperature * unit.kelvin, protocol.friction / unit.picosecond, protocol.timestep_ps * unit.picosecond
-    )
-    integ.setRandomNumberSeed(int(seed) if seed else 1)
+    integ = ramp_integrator(protocol.timestep_ps, protocol.temperature, protocol.friction, protocol.ramp_steps,
+                            info.load_scale_param, R * N, seed)
     plat = get_platform(platform)
     props = platform_properties(plat)
     if threads and plat.getName() == "CPU":
@@ -87,6 +90,7 @@ def run_replicas(
     ctx = openmm.Context(system, integ, plat, props)
     ctx.setPositions(microtubule_positions(R, topo))
     ctx.setVelocities(np.zeros((R * N, 3)))
+    ctx.setParameter(info.load_scale_param, protocol.load_scale(0))
     offsets = info.offsets
 
     F = protocol.num_frames
@@ -94,35 +98,28 @@ def run_replicas(
     vel = np.empty((R, F, N, 3))
     frc = np.empty((R, F, N, 3))
     omm_e = np.empty(F)
-    save_at = {s: i for i, s in enumerate(protocol.save_steps)}
-    bounds = protocol.chunk_boundaries()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=protocol.total_steps, desc=f"{R} replicas", unit="step", leave=False)
-    step = 0
     kj = unit.kilojoule_per_mole
-    for b in bounds:
-        ctx.setParameter(info.load_scale_param, protocol.load_scale(step))
-        integ.step(b - step)
+    for i, step in enumerate(protocol.save_steps):
+        integ.step(protocol.save_every)
         if bar is not None:
-            bar.update(b - step)
-        step = b
-        if step in save_at:
-            i = save_at[step]
-            st = ctx.getState(
-                getPositions=True, getVelocities=True, getForces=True, getEnergy=True, groups=set(info.internal_groups)
+            bar.update(protocol.save_every)
+        st = ctx.getState(
+            getPositions=True, getVelocities=True, getForces=True, getEnergy=True, groups=set(info.internal_groups)
+        )
+        x = st.getPositions(asNumpy=True).value_in_unit(unit.nanometer).reshape(R, N, 3)
+        if not np.all(np.isfinite(x)):
+            raise SimulationError(
+                f"simulation became unstable (non-finite positions) at step {step}; parameters {info.params.tolist()}"
             )
-            x = st.getPositions(asNumpy=True).value_in_unit(unit.nanometer).reshape(R, N, 3)
-            if not np.all(np.isfinite(x)):
-                raise SimulationError(
-                    f"simulation became unstable (non-finite positions) at step {step}; parameters {info.params.tolist()}"
-                )
-            pos[:, i] = x - offsets[:, None]
-            vel[:, i] = st.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond).reshape(R, N, 3)
-            frc[:, i] = st.getForces(asNumpy=True).value_in_unit(kj / unit.nanometer).reshape(R, N, 3)
-            omm_e[i] = st.getPotentialEnergy().value_in_unit(kj)
+        pos[:, i] = x - offsets[:, None]
+        vel[:, i] = st.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond).reshape(R, N, 3)
+        frc[:, i] = st.getForces(asNumpy=True).value_in_unit(kj / unit.nanometer).reshape(R, N, 3)
+        omm_e[i] = st.getPotentialEnergy().value_in_unit(kj)
     if bar is not None:
         bar.close()
 
@@ -140,7 +137,9 @@ def run_replicas(
             f"per-particle energies sum to {tot.tolist()} but OpenMM reports {omm_e.tolist()} kJ/mol "
             f"(relative difference {check:.2e})"
         )
+    rest = rest_measures(pos, frc, protocol, info.clamp_nodes, info.load_nodes, topo)
     return {
+        **rest,
         "params": info.params.copy(),
         "positions": pos,
         "velocities": vel,
@@ -151,6 +150,34 @@ def run_replicas(
         "energy_check": check,
         "platform": plat.getName(),
     }
+
+
+def rest_measures(positions, forces, protocol: Protocol, clamp_nodes, load_nodes, topology=None) -> dict:
+    """How close each run is to rest at its last frames (see :data:`REST_CRITERION`).
+
+    Parameters
+    ----------
+    positions : array [R, F, N, 3] nm
+    forces : array [R, F, N, 3] kJ/mol/nm (internal)
+    protocol : Protocol (load and its scale at the last frame)
+    clamp_nodes, load_nodes : int arrays
+
+    Returns
+    -------
+    dict: ``tip_motion_nm`` [R] (|tip deflection change| between the last two frames, nm; the
+    deflection itself for a 1-frame run), ``residual_force`` [R] (max over free particles of
+    |internal + load force| at the last frame / full load per particle; recorded, not tested),
+    ``at_rest`` bool [R] (``tip_motion_nm`` under :data:`REST_CRITERION`).
+    """
+    positions, forces = np.asarray(positions), np.asarray(forces)
+    d = tip_deflection(positions[:, -2:], topology)
+    motion = np.abs(d[:, -1] - d[:, 0]) if positions.shape[1] > 1 else np.abs(d[:, -1])
+    net = forces[:, -1].copy()
+    net[:, load_nodes, 1] -= protocol.load * protocol.load_scale(protocol.total_steps)
+    free = np.setdiff1d(np.arange(positions.shape[2]), clamp_nodes)
+    resid = np.linalg.norm(net[:, free], axis=-1).max(-1) / max(abs(protocol.load), 1e-300)
+    at_rest = motion < REST_CRITERION["tip_motion_nm"]
+    return {"tip_motion_nm": motion, "residual_force": resid, "at_rest": at_rest}
 
 
 def tip_deflection(positions: np.ndarray, topology: Topology | None = None) -> np.ndarray:

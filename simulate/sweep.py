@@ -1,9 +1,9 @@
-"""Parameter sweeps of the microtubule protocol on Dask, written as a resumable dataset.
+"""Parameter sweeps of the microtubule protocol, written as a resumable dataset.
 
 A sweep is a list of parameter sets (one "run" each, id = position in the list).
-Runs are grouped into fixed batches of consecutive ids; each batch is one Dask task
-that simulates its runs as replicas of one OpenMM System and writes each run file
-itself, atomically (temporary name in the same folder, then ``os.replace``). So:
+Runs are grouped into fixed batches of consecutive ids; each batch is one task that
+simulates its runs as replicas of one OpenMM System and writes each run file itself,
+atomically (:mod:`cgsurrogate.core.atomic`). So:
 
 * killing the sweep at any moment loses at most the batches in flight and never
   leaves a half-written ``run_*.npz``;
@@ -11,240 +11,47 @@ itself, atomically (temporary name in the same folder, then ``os.replace``). So:
   (the whole batch, with the same seed, so the result does not depend on where the
   sweep was interrupted) and never overwrites a completed run.
 
-By default the tasks run on a ``distributed.LocalCluster`` on this machine;
-``scheduler="tcp://host:8786"`` sends them to an existing Dask cluster (for example
-dask-jobqueue on SLURM, one worker per GPU). Workers need this package installed.
+Where the tasks run. Without a scheduler the sweep needs no Dask: one worker runs the
+batches in this process, several run them in a pool of ``n_workers`` local processes
+(``concurrent.futures``, spawn). ``scheduler="tcp://host:8786"`` sends them to an existing
+Dask cluster (for example dask-jobqueue on SLURM, one worker per GPU), which needs the
+``[sweep]`` extra; workers need this package installed and the folder on a shared file system.
 
-The on-disk format is described in :mod:`cgsurrogate.data.microtubule`.
+The on-disk format is :mod:`cgsurrogate.simulate.run_files` (read by :mod:`cgsurrogate.data.microtubule`).
 """
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import platform as _platform
 import time
 import uuid
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from cgsurrogate.simulate.microtubule import (
-    GRID_VALUES,
-    MONOMER_MASS_AMU,
-    PARAM_NAMES,
-    PARAM_UNITS,
-    microtubule_topology,
+from cgsurrogate.core.errors import CGSurrogateError
+from cgsurrogate.simulate.grid import (  # noqa: F401  (re-exported)
+    DEFAULT_PARAM_SETS,
+    check_param_sets,
+    grid_param_sets,
+    grid_values,
 )
+from cgsurrogate.simulate.microtubule import PARAM_NAMES, microtubule_topology
 from cgsurrogate.simulate.protocol import Protocol
-
-FORMAT_NAME = "cgsurrogate-microtubule-sweep"
-FORMAT_VERSION = 1
-RUN_ARRAYS = ("params", "positions", "velocities", "forces", "energies", "steps")
-
-#: The embedded default sweep of ``cli.py simulate``: the all-30 reference, the
-#: softest and stiffest uniform settings, and each parameter lowered to 9 alone.
-DEFAULT_PARAM_SETS = np.array(
-    [
-        [30, 30, 30, 30, 30],
-        [9, 9, 9, 9, 9],
-        [57, 57, 57, 57, 57],
-        [9, 30, 30, 30, 30],
-        [30, 9, 30, 30, 30],
-        [30, 30, 9, 30, 30],
-        [30, 30, 30, 9, 30],
-        [30, 30, 30, 30, 9],
-    ],
-    dtype=np.float64,
+from cgsurrogate.simulate.run_files import (  # noqa: F401  (re-exported)
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    REST_ARRAYS,
+    RUN_ARRAYS,
+    make_metadata,
+    run_is_complete,
+    run_path,
+    update_rest_summary,
+    write_run,
 )
-
-
-def run_path(root, run_id: int) -> Path:
-    """``<root>/runs/run_<id:05d>.npz``."""
-    return Path(root) / "runs" / f"run_{int(run_id):05d}.npz"
-
-
-def grid_values(spec) -> list[float]:
-    """Values per parameter for a grid spec.
-
-    Parameters
-    ----------
-    spec : int or str or sequence
-        ``n`` (1-7): ``n`` values spread evenly over ``GRID_VALUES`` (3 -> 3, 30, 57;
-        7 -> the full grid); or a list / comma string of values from ``GRID_VALUES``.
-
-    Raises ``ValueError`` for a count outside 1..7 or a value outside the grid.
-    """
-    if isinstance(spec, str):
-        s = spec.strip()
-        if "," not in s:
-            try:
-                spec = int(s)
-            except ValueError:
-                raise ValueError(f"grid {spec!r}: expected a count 1-7 or a comma-separated list of grid values") from None
-        else:
-            try:
-                spec = [float(v) for v in s.split(",") if v.strip()]
-            except ValueError:
-                raise ValueError(f"grid {spec!r}: values must be numbers") from None
-    if isinstance(spec, (int, np.integer)):
-        n = int(spec)
-        if not 1 <= n <= len(GRID_VALUES):
-            raise ValueError(f"grid size {n} is outside 1..{len(GRID_VALUES)}")
-        if n == 1:
-            return [GRID_VALUES[3]]
-        idx = np.round(np.linspace(0, len(GRID_VALUES) - 1, n)).astype(int)
-        return [GRID_VALUES[i] for i in idx]
-    vals = [float(v) for v in spec]
-    if not vals:
-        raise ValueError("grid: no values given")
-    bad = [v for v in vals if v not in GRID_VALUES]
-    if bad:
-        raise ValueError(f"grid value {bad[0]:g} is outside the grid {list(GRID_VALUES)}")
-    return sorted(set(vals))
-
-
-def grid_param_sets(spec=7) -> np.ndarray:
-    """All combinations of :func:`grid_values` for the five parameters, ``[n^5, 5]`` zJ.
-
-    Row order is ``itertools.product`` order (the last parameter varies fastest).
-    """
-    vals = grid_values(spec)
-    return np.array(list(itertools.product(vals, repeat=len(PARAM_NAMES))), dtype=np.float64)
-
-
-def check_param_sets(param_sets, on_grid: bool = True) -> np.ndarray:
-    """Validate ``[M, 5]`` parameter sets (positive, finite; on the grid when ``on_grid``)."""
-    p = np.asarray(param_sets, dtype=np.float64)
-    if p.ndim == 1 and p.size == len(PARAM_NAMES):
-        p = p[None]
-    if p.ndim != 2 or p.shape[1] != len(PARAM_NAMES) or len(p) == 0:
-        raise ValueError(f"parameter sets have shape {p.shape}, expected [M, {len(PARAM_NAMES)}]")
-    if not np.all(np.isfinite(p)) or np.any(p <= 0):
-        raise ValueError("parameter sets must be positive and finite")
-    if on_grid:
-        bad = p[~np.isin(p, GRID_VALUES)]
-        if bad.size:
-            raise ValueError(f"strength parameter value {bad[0]:g} is outside the grid {list(GRID_VALUES)}")
-    return p
-
-
-def software_versions() -> dict:
-    """Versions of the software that produced a dataset."""
-    import openmm
-    import torch
-
-    out = {"python": _platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-           "openmm": openmm.__version__}
-    try:
-        import dask
-        import distributed
-
-        out["dask"] = dask.__version__
-        out["distributed"] = distributed.__version__
-    except ImportError:
-        pass
-    try:
-        from importlib.metadata import version
-
-        out["cgsurrogate"] = version("cgsurrogate")
-    except Exception:  # not installed (running from a source tree)
-        out["cgsurrogate"] = "source"
-    return out
-
-
-def make_metadata(param_sets: np.ndarray, protocol: Protocol, batch_size: int, seed: int) -> dict:
-    """The ``metadata.json`` content of a sweep."""
-    topo = microtubule_topology()
-    return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "topology": topo.tube.name,
-        "num_nodes": topo.num_nodes,
-        "num_bonds": int(len(topo.bonds)),
-        "num_angles": int(len(topo.angles)),
-        "param_names": list(PARAM_NAMES),
-        "param_units": list(PARAM_UNITS),
-        "grid_values": list(GRID_VALUES),
-        "param_sets": param_sets.tolist(),
-        "num_runs": int(len(param_sets)),
-        "frames_per_run": protocol.num_frames,
-        "protocol": protocol.to_dict(),
-        "batch_size": int(batch_size),
-        "seed": int(seed),
-        "clamp_nodes": topo.ring_nodes([0, 1]).tolist(),
-        "load_nodes": topo.ring_nodes([-2, -1]).tolist(),
-        "load_direction": [0.0, -1.0, 0.0],
-        "monomer_mass_amu": MONOMER_MASS_AMU,
-        "units": {
-            "positions": "nm",
-            "velocities": "nm/ps",
-            "forces": "kJ/mol/nm (internal: -d(bond+angle energy)/dx)",
-            "energies": "kJ/mol per particle (LAMMPS pe/atom split: bond 1/2 per end, angle 1/3 per particle)",
-            "params": "zJ/nm^2 (LatAssoc, LongAssoc), zJ/rad^2 (LatAngle, LongAngle, QuadAngles)",
-            "steps": "integration steps",
-            "time": "ps",
-            "mass": "amu",
-        },
-        "run_file": "runs/run_{id:05d}.npz",
-        "run_arrays": {
-            "params": "float64 [5]",
-            "positions": "float64 [F, N, 3]",
-            "velocities": "float64 [F, N, 3]",
-            "forces": "float64 [F, N, 3]",
-            "energies": "float64 [F, N]",
-            "steps": "int64 [F]",
-        },
-        "software": software_versions(),
-    }
-
-
-def _atomic_write_bytes(path: Path, writer) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_json_atomic(path, obj) -> None:
-    """Write JSON to ``path`` via a temporary file and ``os.replace``."""
-    data = json.dumps(obj, indent=1).encode()
-    _atomic_write_bytes(Path(path), lambda f: f.write(data))
-
-
-def write_run(path, arrays: dict) -> None:
-    """Write one run file atomically (``np.savez`` to a temporary name, then ``os.replace``)."""
-    missing = [k for k in RUN_ARRAYS if k not in arrays]
-    if missing:
-        raise ValueError(f"{path}: run arrays missing {missing}")
-    _atomic_write_bytes(Path(path), lambda f: np.savez(f, **{k: np.asarray(arrays[k]) for k in RUN_ARRAYS}))
-
-
-def run_is_complete(path) -> bool:
-    """True iff the run file exists; raises ``ValueError`` naming it if it exists but is corrupt."""
-    path = Path(path)
-    if not path.exists():
-        return False
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = {n[:-4] for n in z.namelist() if n.endswith(".npy")}
-            bad = z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: corrupt run file ({exc}); delete it and rerun to recompute") from None
-    if bad is not None or not set(RUN_ARRAYS) <= names:
-        raise ValueError(f"{path}: corrupt run file (damaged or missing arrays); delete it and rerun to recompute")
-    return True
 
 
 def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int, platform=None, threads=None) -> dict:
-    """Dask task: simulate one batch of runs as replicas and write the missing run files.
+    """One task: simulate one batch of runs as replicas and write the missing run files.
 
     Parameters
     ----------
@@ -260,7 +67,8 @@ def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int,
     -------
     dict with ``run_ids``, ``written`` (ids whose file this task wrote), ``tip_deflection``
     (nm at the last frame per run), ``max_speed`` (nm/ps at the last frame per run),
-    ``seconds`` and ``energy_check``.
+    ``seconds``, ``energy_check``, ``platform``, ``steps`` and ``particles`` (for throughput), and the
+    rest measures ``tip_motion_nm``, ``residual_force``, ``at_rest`` per run.
     """
     from cgsurrogate.simulate.replicas import run_replicas, tip_deflection
 
@@ -272,7 +80,7 @@ def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int,
         path = run_path(out_dir, rid)
         if path.exists():
             continue
-        write_run(path, {k: (out[k][r] if k != "steps" else out[k]) for k in RUN_ARRAYS})
+        write_run(path, {k: (out[k][r] if k != "steps" else out[k]) for k in RUN_ARRAYS + REST_ARRAYS})
         written.append(int(rid))
     speed = np.linalg.norm(out["velocities"][:, -1], axis=-1).max(-1)
     return {
@@ -283,41 +91,50 @@ def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int,
         "seconds": time.time() - t0,
         "energy_check": out["energy_check"],
         "platform": out["platform"],
+        "steps": int(proto.total_steps),
+        "particles": int(out["positions"].shape[0] * out["positions"].shape[2]),
+        **{k: np.asarray(out[k]).tolist() for k in REST_ARRAYS},
     }
 
 
 def _prepare_out_dir(out_dir: Path, meta: dict) -> None:
+    from cgsurrogate.core.atomic import write_json_atomic
+
     try:
         (out_dir / "runs").mkdir(parents=True, exist_ok=True)
         probe = out_dir / f".write_probe_{uuid.uuid4().hex}"
         probe.write_bytes(b"")
         probe.unlink()
     except PermissionError:
-        raise PermissionError(f"output folder {out_dir} is not writable") from None
+        raise CGSurrogateError(f"output folder {out_dir} is not writable") from None
     except (NotADirectoryError, FileExistsError):
-        raise ValueError(f"output folder {out_dir} is not a folder") from None
+        raise CGSurrogateError(f"output folder {out_dir} is not a folder") from None
     except OSError as exc:
-        raise PermissionError(f"output folder {out_dir} cannot be written ({exc.strerror})") from None
+        raise CGSurrogateError(f"output folder {out_dir} cannot be written ({exc.strerror})") from None
     mpath = out_dir / "metadata.json"
     if mpath.exists():
         try:
             old = json.loads(mpath.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ValueError(f"{mpath}: not valid JSON; remove the folder or choose another output folder") from None
+            raise CGSurrogateError(f"{mpath}: not valid JSON; remove the folder or choose another output folder") from None
+        try:
+            same_protocol = Protocol.from_dict(old.get("protocol", {})) == Protocol.from_dict(meta["protocol"])
+        except (TypeError, ValueError):
+            same_protocol = False
         same = (
             old.get("format") == FORMAT_NAME
             and old.get("param_sets") == meta["param_sets"]
-            and Protocol.from_dict(old.get("protocol", {})) == Protocol.from_dict(meta["protocol"])
+            and same_protocol
             and old.get("batch_size") == meta["batch_size"]
             and old.get("seed") == meta["seed"]
         )
         if not same:
-            raise ValueError(
+            raise CGSurrogateError(
                 f"{out_dir} already holds a different sweep (parameter sets, protocol, batch size or seed differ); "
                 "choose another output folder"
             )
     else:
-        write_json_atomic(mpath, meta)
+        write_json_atomic(mpath, meta, indent=1)
 
 
 def run_sweep(
@@ -336,11 +153,13 @@ def run_sweep(
     max_batches: int | None = None,
     processes: bool = True,
 ) -> dict:
-    """Run a sweep into a dataset folder on Dask; resumable.
+    """Run a sweep into a dataset folder; resumable.
 
-    The default LocalCluster starts worker processes with ``spawn``: call this from
-    ``cli.py``, an interactive session, or a script guarded by
-    ``if __name__ == "__main__":``.
+    Without ``scheduler``: ``n_workers == 1`` runs the batches in this process (no Dask);
+    more workers run them in a pool of local processes started with ``spawn`` (call this
+    from ``cli.py``, an interactive session, or a script guarded by
+    ``if __name__ == "__main__":``). With ``scheduler`` the batches go to that Dask
+    cluster (the ``[sweep]`` extra).
 
     Parameters
     ----------
@@ -356,8 +175,10 @@ def run_sweep(
     batch_size : int
         Replicas per task (one OpenMM System).
     scheduler : str, optional
-        Address of an existing Dask scheduler; default a ``LocalCluster`` with
-        ``n_workers`` processes of ``threads_per_worker`` threads.
+        Address of an existing Dask scheduler; default: no Dask, ``n_workers`` local
+        workers of ``threads_per_worker`` OpenMM CPU threads each.
+    n_workers, threads_per_worker : int
+        At least 1.
     platform : str, optional
         OpenMM platform for the workers (default: the fastest each worker has).
     seed : int
@@ -369,23 +190,27 @@ def run_sweep(
     max_batches : int, optional
         Submit at most this many of the pending batches (to split a sweep into pieces).
     processes : bool
-        LocalCluster workers as processes (default) or as threads of this process.
+        ``False`` runs every batch in this process whatever ``n_workers`` is.
 
     Returns
     -------
     dict: ``out_dir``, ``num_runs``, ``already_done``, ``computed`` (run ids written now),
-    ``pending`` (run ids still missing), ``results`` (per-batch task results), ``seconds``.
+    ``pending`` (run ids still missing), ``results`` (per-batch task results), ``rest``
+    (the rest summary written into ``metadata.json``), ``seconds``.
     """
     t0 = time.time()
     out_dir = Path(out_dir)
     if param_sets is None:
         param_sets = grid_param_sets(grid) if grid is not None else DEFAULT_PARAM_SETS
     elif grid is not None:
-        raise ValueError("give either parameter sets or a grid, not both")
+        raise CGSurrogateError("give either parameter sets or a grid, not both")
     params = check_param_sets(param_sets, on_grid=on_grid)
     protocol = protocol or Protocol.short()
-    if int(batch_size) < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    for name, v in (("batch size", batch_size), ("workers", n_workers), ("threads per worker", threads_per_worker)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise CGSurrogateError(f"{name} must be an integer of at least 1, got {v!r}")
+    if protocol.ramp != "linear":
+        raise CGSurrogateError(f"protocol ramp {protocol.ramp!r} cannot be simulated; use the linear ramp")
     batch_size = int(batch_size)
     meta = make_metadata(params, protocol, batch_size, seed)
     _prepare_out_dir(out_dir, meta)
@@ -403,6 +228,7 @@ def run_sweep(
         for r in results:
             computed += r["written"]
     pending = [i for i in range(M) if not run_path(out_dir, i).exists()]
+    rest = update_rest_summary(out_dir, M)
     return {
         "out_dir": str(out_dir),
         "num_runs": M,
@@ -410,49 +236,68 @@ def run_sweep(
         "computed": sorted(computed),
         "pending": pending,
         "results": results,
+        "rest": rest,
         "seconds": time.time() - t0,
     }
 
 
 def _execute(out_dir, todo, params, protocol, seed, platform, scheduler, n_workers, threads_per_worker,
              progress, already, total, processes=True):
-    from distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
-    cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as exc:
-            raise ValueError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
-    else:
-        kw = {"host": "127.0.0.1"} if processes else {}  # threads talk in-process, processes on loopback
-        cluster = LocalCluster(
-            n_workers=int(n_workers), threads_per_worker=int(threads_per_worker), processes=bool(processes),
-            dashboard_address=":0", silence_logs=40, **kw,
-        )
-        client = Client(cluster)
     pdict = protocol.to_dict()
+    tasks = [(str(out_dir), ids, params[ids], pdict, seed * 100003 + b + 1, platform, threads_per_worker)
+             for b, ids in todo]
+    bar = tqdm(total=total, initial=already, desc="runs", unit="run", disable=not progress)
+    if scheduler:
+        done = _on_dask(scheduler, tasks)
+    elif n_workers == 1 or not processes or len(tasks) == 1:
+        done = (simulate_batch(*t) for t in tasks)
+    else:
+        done = _on_process_pool(n_workers, tasks)
     results = []
     try:
-        futs = [
-            client.submit(
-                simulate_batch, str(out_dir), ids, params[ids], pdict, seed * 100003 + b + 1, platform,
-                threads_per_worker, key=f"mt-batch-{b}-{uuid.uuid4().hex[:8]}", pure=False,
-            )
-            for b, ids in todo
-        ]
-        bar = tqdm(total=total, initial=already, desc="runs", unit="run", disable=not progress)
-        for fut in as_completed(futs):
-            res = fut.result()
+        for res in done:
             results.append(res)
             bar.update(len(res["written"]))
+    finally:
         bar.close()
+        if hasattr(done, "close"):
+            done.close()
+    return sorted(results, key=lambda r: r["run_ids"][0])
+
+
+def _on_process_pool(n_workers, tasks):
+    """Yield task results as local spawn processes finish them."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=int(n_workers), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futs = [pool.submit(simulate_batch, *t) for t in tasks]
+        try:
+            for fut in as_completed(futs):
+                yield fut.result()
+        finally:
+            for f in futs:
+                f.cancel()
+
+
+def _on_dask(scheduler, tasks):
+    """Yield task results from an existing Dask scheduler as they complete."""
+    from cgsurrogate.core.errors import require_extra
+
+    distributed = require_extra("distributed", "sweep", "a sweep on a Dask scheduler (--scheduler)")
+    try:
+        client = distributed.Client(scheduler, timeout="20s")
+    except OSError as exc:
+        raise CGSurrogateError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from None
+    try:
+        futs = [client.submit(simulate_batch, *t, key=f"mt-batch-{t[4]}-{uuid.uuid4().hex[:8]}", pure=False)
+                for t in tasks]
+        for fut in distributed.as_completed(futs):
+            yield fut.result()
     finally:
         client.close()
-        if cluster is not None:
-            cluster.close()
-    return sorted(results, key=lambda r: r["run_ids"][0])
 
 
 def write_run_extras(out_dir, run_id: int = 0) -> dict:
@@ -472,7 +317,9 @@ def write_run_extras(out_dir, run_id: int = 0) -> dict:
 
     path = run_path(out_dir, run_id)
     if not run_is_complete(path):
-        raise FileNotFoundError(f"{path}: run {run_id} has not been computed")
+        from cgsurrogate.core.errors import InputFileError
+
+        raise InputFileError(f"{path}: run {run_id} has not been computed")
     with np.load(path, allow_pickle=False) as z:
         r = {k: z[k] for k in RUN_ARRAYS}
     out_dir = Path(out_dir)

@@ -70,15 +70,30 @@ def test_energy_sum_rule_and_forces_match_torch_reference(perturbed):
 
 
 def test_replicas_are_independent(perturbed):
-    """Replica 1 alone gives the same internal energy as its share of the 3-replica system."""
-    _, info, _, x = perturbed
-    sys1, info1 = build_microtubule_system(PARAMS[1])
-    ctx1 = _reference_context(sys1)
-    ctx1.setPositions(x[624:1248] - info.offsets[1])
-    e1, f1 = _state(ctx1, set(info1.internal_groups))
-    te = TrueEnergy()
-    t, _ = te(torch.tensor(x[624:1248] - info.offsets[1]), torch.tensor(PARAMS[1]))
-    assert abs(e1 - float(t)) / abs(e1) < 1e-9
+    """Each replica alone gives exactly its share of the 3-replica System: the internal energies
+    of the replicas alone sum to the System's, each replica's forces equal its block of the
+    System's forces, and moving the other replicas does not change them."""
+    system, info, ctx, x = perturbed
+    e_all, f_all = _state(ctx, set(info.internal_groups))
+    f_all = f_all.reshape(3, 624, 3)
+    e_sum = 0.0
+    for r in range(3):
+        sys_r, info_r = build_microtubule_system(PARAMS[r])
+        ctx_r = _reference_context(sys_r)
+        ctx_r.setPositions(x[info.replica_slice(r)] - info.offsets[r])
+        e_r, f_r = _state(ctx_r, set(info_r.internal_groups))
+        e_sum += e_r
+        np.testing.assert_allclose(f_all[r], f_r, rtol=1e-9, atol=1e-9 * np.abs(f_r).max())
+    assert abs(e_sum - e_all) <= 1e-9 * abs(e_all)
+    # displace replicas 0 and 2 far from rest: replica 1's forces do not change
+    moved = x.copy()
+    moved[info.replica_slice(0)] += np.random.default_rng(3).standard_normal((624, 3))
+    moved[info.replica_slice(2)] *= 1.1
+    ctx.setPositions(moved)
+    _, f_moved = _state(ctx, set(info.internal_groups))
+    ctx.setPositions(x)
+    np.testing.assert_array_equal(f_moved.reshape(3, 624, 3)[1], f_all[1])
+    assert np.abs(f_moved.reshape(3, 624, 3)[0] - f_all[0]).max() > 1.0
 
 
 def test_load_force_and_energy_groups(perturbed):
@@ -115,8 +130,7 @@ def test_bad_inputs():
 def test_short_run_bends_down_and_stiffer_bends_less():
     """A short loaded run on the CPU platform: the tip moves in -y, the clamp holds,
     the stiffer replica deflects less, energies follow the sum rule."""
-    proto = Protocol(ramp_steps=320, hold_steps=320, save_every=160, timestep_ps=90.0, friction=3e-5,
-                     ramp_increments=8)
+    proto = Protocol(ramp_steps=320, hold_steps=320, save_every=160, timestep_ps=90.0, friction=3e-5)
     out = run_replicas(np.array([[9.0] * 5, [57.0] * 5]), proto, platform="CPU", threads=1, seed=3)
     assert out["positions"].shape == (2, 4, 624, 3) and out["energies"].shape == (2, 4, 624)
     assert list(out["steps"]) == [160, 320, 480, 640]

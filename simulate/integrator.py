@@ -1,0 +1,85 @@
+"""The protocol's integrator: OpenMM's Langevin "middle" scheme with the load ramped every step.
+
+One ``openmm.CustomIntegrator`` step is, in order (the scheme of
+``openmm.LangevinMiddleIntegrator``, Zhang et al. 2019)::
+
+    v <- v + dt f(x) / m            kick with the force at the current positions
+    x <- x + dt/2 v                 half drift
+    v <- a v + sqrt(1 - a^2) sqrt(kT/m) xi      friction and noise, a = exp(-gamma dt)
+    x <- x + dt/2 v                 half drift
+    s <- s + 1;  load_scale <- min(s / ramp_steps, 1)
+
+so the force evaluated at the positions after step ``s`` carries the load
+``fmax * min(s / ramp_steps, 1)``: the linear ramp of the paper, updated every step (LAMMPS
+evaluates ``fix addforce`` with a step-dependent variable the same way). Particles of mass
+0 (the clamp) are never moved by a ``CustomIntegrator``.
+
+Friction per replica. The collision rate ``gamma`` is a per-particle variable, so each
+replica of a batch can carry its own (see :func:`cgsurrogate.simulate.protocol.Protocol.friction_for`).
+
+Units: ps, 1/ps, K, kJ/mol.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Global variable counting the steps taken since the protocol started.
+STEP_VARIABLE = "protocol_step"
+
+
+def ramp_integrator(timestep_ps: float, temperature: float, friction, ramp_steps: int,
+                    load_scale_param: str, num_particles: int, seed: int = 1):
+    """A Langevin-middle ``CustomIntegrator`` that sets the load scale every step.
+
+    Parameters
+    ----------
+    timestep_ps : float
+        Step (ps).
+    temperature : float
+        Bath temperature (K).
+    friction : float or array [P]
+        Collision rate (1/ps), one value or one per particle.
+    ramp_steps : int
+        Steps of the linear ramp (0: full load from the first step).
+    load_scale_param : str
+        Name of the global parameter of the load force to drive (0..1).
+    num_particles : int
+        Particle count of the System.
+    seed : int
+        Random seed (0 is replaced by 1; OpenMM treats 0 as "random").
+
+    Returns
+    -------
+    openmm.CustomIntegrator
+        Set the Context's ``load_scale_param`` to ``load_scale_at(0)`` before the first step.
+    """
+    import openmm
+    from openmm import unit
+
+    kt = (unit.MOLAR_GAS_CONSTANT_R * temperature * unit.kelvin).value_in_unit(unit.kilojoule_per_mole)
+    integ = openmm.CustomIntegrator(float(timestep_ps))
+    integ.addGlobalVariable("kT", kt)
+    integ.addGlobalVariable(STEP_VARIABLE, 0.0)
+    integ.addGlobalVariable("ramp", float(ramp_steps))
+    integ.addPerDofVariable("gamma", 0.0)
+    gam = np.broadcast_to(np.asarray(friction, dtype=np.float64), (int(num_particles),))
+    if np.any(~np.isfinite(gam)) or np.any(gam < 0):
+        raise ValueError("friction must be finite and non-negative")
+    integ.setPerDofVariableByName("gamma", np.repeat(gam[:, None], 3, axis=1))
+    integ.addUpdateContextState()
+    integ.addComputePerDof("v", "v + dt*f/m")
+    integ.addComputePerDof("x", "x + 0.5*dt*v")
+    integ.addComputePerDof("v", "exp(-gamma*dt)*v + sqrt((1 - exp(-2*gamma*dt))*kT/m)*gaussian")
+    integ.addComputePerDof("x", "x + 0.5*dt*v")
+    integ.addComputeGlobal(STEP_VARIABLE, f"{STEP_VARIABLE} + 1")
+    scale = f"min({STEP_VARIABLE}/ramp, 1)" if ramp_steps > 0 else "1"
+    integ.addComputeGlobal(load_scale_param, scale)
+    integ.setRandomNumberSeed(int(seed) if seed else 1)
+    return integ
+
+
+def load_scale_at(step: int, ramp_steps: int) -> float:
+    """Ramp fraction of the load carried by the force at the positions after ``step`` steps: ``min(step / ramp, 1)``."""
+    if ramp_steps <= 0:
+        return 1.0
+    return min(float(step) / float(ramp_steps), 1.0)
