@@ -163,10 +163,10 @@ def check_output_path(output_path, *inputs) -> Path:
         One line naming ``output_path`` and the problem.
     """
     out = Path(os.fspath(output_path))
-    if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise CGSurrogateError(f"{out}: output must end in .npz, .xyz or .extxyz")
     if out.is_dir():
         raise CGSurrogateError(f"{out}: is a folder; give an output file name such as {out / 'energies.npz'}")
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise CGSurrogateError(f"{out}: output must end in .npz, .xyz or .extxyz")
     existing = next((d for d in out.parents if d.exists()), None)
     if existing is not None and not existing.is_dir():
         raise CGSurrogateError(f"{out}: cannot write, {existing} is a file, not a folder")

@@ -167,3 +167,71 @@ def test_langevin_bfgs_and_fire_run_on_the_calculator(surrogate64):
         with threadpool_limits(1):
             BFGS(atoms, logfile=None).run(fmax=1e-12, steps=2)
         assert atoms.get_potential_energy() < e0, type(model).__name__
+
+
+def test_changed_strengths_recompute_instead_of_returning_the_cached_energy():
+    """Strengths in atoms.info, or set on the calculator, are part of the state ASE compares."""
+    atoms = _perturbed(params=PARAMS)
+    atoms.calc = SurrogateCalculator(TrueEnergy())
+    x = torch.tensor(atoms.positions / 10.0)
+
+    def reference(p):
+        total, _ = TrueEnergy()(x, torch.tensor(p, dtype=torch.float64))
+        return float(total) * KJMOL_TO_EV
+
+    e1 = atoms.get_potential_energy()
+    f1 = atoms.get_forces()
+    assert np.isclose(e1, reference(PARAMS), rtol=1e-12)
+    other = (57.0, 3.0, 30.0, 9.0, 18.0)
+    atoms.info["params"] = np.array(other)
+    e2 = atoms.get_potential_energy()
+    assert np.isclose(e2, reference(other), rtol=1e-12) and not np.isclose(e1, e2, rtol=1e-3)
+    assert not np.allclose(atoms.get_forces(), f1)
+    third = (9.0, 9.0, 9.0, 9.0, 9.0)
+    atoms.calc.set(params=third)  # a calculator parameter wins over atoms.info
+    assert np.isclose(atoms.get_potential_energy(), reference(third), rtol=1e-12)
+    atoms.calc.set(params=None)
+    assert np.isclose(atoms.get_potential_energy(), reference(other), rtol=1e-12)
+
+
+def test_velocity_change_recomputes_with_use_velocities(surrogate64):
+    atoms = _perturbed()
+    calc = SurrogateCalculator(surrogate64, use_velocities=True)
+    atoms.calc = calc
+    e0 = atoms.get_potential_energy()
+    v = np.zeros((624, 3))
+    v[26:] = np.random.default_rng(2).normal(scale=1e-2, size=(598, 3))  # nm/ps
+    atoms.set_velocities(v * 10.0 / units.fs / 1000.0)
+    e1 = atoms.get_potential_energy()
+    with torch.no_grad():
+        ref = surrogate64(torch.tensor(atoms.positions / 10.0)[None], torch.tensor([PARAMS]),
+                          velocities=torch.tensor(v)[None])[0]
+    assert np.isclose(e1, float(ref) * KJMOL_TO_EV, rtol=1e-10) and e1 != e0
+
+
+def test_wrong_strength_count_and_unavailable_device_are_clear_errors():
+    from cgsurrogate.core.errors import CGSurrogateError
+
+    with pytest.raises(CGSurrogateError, match=r"need 5 strength parameters .*got 4"):
+        SurrogateCalculator(TrueEnergy(), params=(1.0, 2.0, 3.0, 4.0))
+    atoms = _perturbed()
+    atoms.info["params"] = np.array([1.0, 2.0, 3.0, 4.0])
+    atoms.calc = SurrogateCalculator(TrueEnergy())
+    with pytest.raises(CGSurrogateError, match=r"atoms.info\['params'\]: need 5 strength parameters"):
+        atoms.get_potential_energy()
+    if not torch.cuda.is_available():
+        with pytest.raises(CGSurrogateError, match="CUDA is not available"):
+            SurrogateCalculator(TrueEnergy(), device="cuda")
+    with pytest.raises(CGSurrogateError, match="not a torch device"):
+        SurrogateCalculator(TrueEnergy(), device="gpu0")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the calculator's device= path needs one")
+def test_calculator_on_cuda_matches_cpu(tiny_checkpoint):
+    atoms = _perturbed()
+    atoms.calc = SurrogateCalculator(str(tiny_checkpoint), device="cuda")
+    assert atoms.calc.device.type == "cuda"
+    e_gpu, f_gpu = atoms.get_potential_energy(), atoms.get_forces()
+    atoms.calc = SurrogateCalculator(str(tiny_checkpoint))
+    assert np.isclose(e_gpu, atoms.get_potential_energy(), rtol=1e-5)
+    assert np.allclose(f_gpu[26:], atoms.get_forces()[26:], rtol=1e-3, atol=1e-4 * np.abs(f_gpu).max())

@@ -1,4 +1,6 @@
 """Prediction API and `cli.py predict`: read configurations, write per-particle energies/forces."""
+from pathlib import Path
+
 import ase.io
 import numpy as np
 import pytest
@@ -161,3 +163,121 @@ def test_cli_predict_writes_npz_and_reports_errors(tiny_checkpoint, xyz, tmp_pat
     rc = cli.main(["predict", "--model", "reference", "--input", str(xyz), "--params", "1,2", "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error: ") and "\n" not in err
+
+
+class _CountingTrueEnergy(TrueEnergy):
+    """The reference energy, counting its evaluations (to see that nothing was computed)."""
+
+    calls = 0
+
+    def energy_per_particle(self, positions, params, velocities=None):
+        type(self).calls += 1
+        return super().energy_per_particle(positions, params, velocities)
+
+
+def test_output_path_is_checked_before_computing(xyz, tmp_path):
+    from cgsurrogate.core.errors import CGSurrogateError
+
+    model = _CountingTrueEnergy()
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    a_file = tmp_path / "file.npz"
+    a_file.write_bytes(b"keep")
+    original = xyz.read_bytes()
+    cases = [(folder, "is a folder"), (a_file / "sub" / "x.npz", "file.npz is a file, not a folder"),
+             (xyz, "is the input file"), (tmp_path / "out.csv", "must end in")]
+    for out, message in cases:
+        with pytest.raises(CGSurrogateError, match=message) as err:
+            predict(model, xyz, out, progress=False)
+        assert str(out) in str(err.value) and "\n" not in str(err.value)
+    assert _CountingTrueEnergy.calls == 0
+    assert xyz.read_bytes() == original and a_file.read_bytes() == b"keep"
+
+
+def test_outputs_are_0644_and_unwritable_outputs_name_the_target(xyz, tmp_path):
+    import os
+    import stat
+
+    from cgsurrogate.core.errors import CGSurrogateError
+
+    old = os.umask(0o022)
+    try:
+        for name in ("pred.npz", "pred.xyz"):
+            predict("reference", xyz, tmp_path / name, progress=False)
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.xyz", "pred.npz", "pred.xyz"]  # no temporaries
+    target = Path("/proc/cgsurrogate-test/pred.npz")  # a folder nobody can create, root included
+    with pytest.raises(CGSurrogateError) as err:
+        predict("reference", xyz, target, progress=False)
+    assert str(target) in str(err.value) and ".tmp" not in str(err.value)
+
+
+def test_library_api_refuses_nan_and_wrong_strength_counts(xyz):
+    """Issue #7: clear errors from the library, not NaN energies or an IndexError."""
+    from cgsurrogate.core.errors import CGSurrogateError
+
+    with pytest.raises(CGSurrogateError, match=r"need 5 strength parameters .*got 4"):
+        predict("reference", xyz, params=(30, 30, 30, 30), progress=False)
+    f = TrueEnergy()
+    x = torch.as_tensor(f.topology.positions).clone()
+    x[3, 1] = float("nan")
+    with pytest.raises(CGSurrogateError, match="NaN"):
+        f(x, torch.tensor(PARAMS))
+    with pytest.raises(CGSurrogateError, match="params have shape"):
+        f(torch.as_tensor(f.topology.positions), torch.tensor(PARAMS[:4]))
+
+
+def test_reference_forces_equal_openmms_own_forces(xyz):
+    """predict's forces against an independent implementation: OpenMM's native bonds and angles."""
+    import openmm
+    from openmm import unit
+
+    from cgsurrogate.simulate.openmm_system import build_microtubule_system
+
+    res = predict("reference", xyz, forces=True, progress=False)
+    system, info = build_microtubule_system(np.array(PARAMS))
+    ctx = openmm.Context(system, openmm.VerletIntegrator(1.0), openmm.Platform.getPlatformByName("Reference"))
+    groups = sum(1 << g for g in info.internal_groups)
+    for i in range(len(res["total"])):
+        ctx.setPositions(res["positions"][i])
+        st = ctx.getState(getEnergy=True, getForces=True, groups=groups)
+        f = st.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+        e = st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        assert np.isclose(res["total"][i], e, rtol=1e-9)
+        assert np.allclose(res["forces"][i], f, rtol=1e-6, atol=1e-7 * np.abs(f).max())
+
+
+def test_surrogate_forces_are_minus_finite_differences_of_its_energy(tiny_checkpoint, xyz):
+    res = predict(tiny_checkpoint, xyz, forces=True, dtype=torch.float64, progress=False)
+    energy = load_surrogate(tiny_checkpoint, dtype=torch.float64)
+    x = torch.tensor(res["positions"][1:2])
+    p = torch.tensor(res["params"][1:2])
+    h = 1e-6  # nm; near the clamped rings the inputs are scaled by 1/std ~ 1e3 /nm
+    fmax = np.abs(res["forces"][1, 26:]).max()
+    rng = np.random.default_rng(5)
+    with torch.no_grad():
+        for node, d in zip(rng.integers(26, 624, 6), rng.integers(0, 3, 6)):
+            xp, xm = x.clone(), x.clone()
+            xp[0, node, d] += h
+            xm[0, node, d] -= h
+            fd = float(energy(xp, p)[0] - energy(xm, p)[0]) / (2 * h)
+            assert abs(-fd - res["forces"][1, node, d]) <= 1e-5 * fmax, (node, d)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: predict(device='cuda') needs one")
+def test_predict_on_cuda_matches_cpu(tiny_checkpoint, xyz):
+    cpu = predict(tiny_checkpoint, xyz, forces=True, dtype=torch.float64, progress=False)
+    gpu = predict(tiny_checkpoint, xyz, forces=True, dtype=torch.float64, device="cuda", progress=False)
+    assert np.allclose(gpu["energies"], cpu["energies"], rtol=1e-9, atol=1e-12)
+    assert np.allclose(gpu["forces"], cpu["forces"], rtol=1e-7, atol=1e-9)
+
+
+def test_predict_refuses_cuda_without_cuda(xyz):
+    from cgsurrogate.core.errors import CGSurrogateError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(CGSurrogateError, match="CUDA is not available"):
+        predict("reference", xyz, device="cuda", progress=False)
