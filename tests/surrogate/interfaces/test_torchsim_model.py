@@ -109,7 +109,7 @@ def test_nve_runs_many_systems_at_once():
                                         kT=torch.tensor(0.0, dtype=torch.float64))
         state = init(microtubule_state(len(params)))
         for _ in range(steps):
-            state = step(state, torch.tensor(0.0, dtype=torch.float64))
+            state = step(state)
         return state.positions.view(len(params), 624, 3)
 
     both = run(PARAMS3[:2])
