@@ -131,3 +131,26 @@ def test_openmmml_entry_point_builds_a_system(tiny_checkpoint, topology):
         assert np.isclose(e_ref, float(TrueEnergy()(torch.tensor(x), torch.tensor(PARAMS))[0]), rtol=1e-12)
     with pytest.raises(ValueError, match="pass model"):
         MLPotential("cgsurrogate")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: PythonForce with a CUDA model needs one")
+def test_python_force_with_a_cuda_model_matches_the_cpu_model(tiny_checkpoint, topology):
+    x = _positions(topology)
+    cpu = load_surrogate(tiny_checkpoint, dtype=torch.float64)
+    gpu = load_surrogate(tiny_checkpoint, dtype=torch.float64, device="cuda")
+    _, e_cpu, f_cpu = _state(surrogate_system(cpu, params=PARAMS), x, "Reference")
+    _, e_gpu, f_gpu = _state(surrogate_system(gpu, params=PARAMS), x, "Reference")
+    assert np.isclose(e_gpu, e_cpu, rtol=1e-9) and np.allclose(f_gpu, f_cpu, rtol=1e-7, atol=1e-9)
+
+
+def test_a_model_without_a_spec_or_with_wrong_particles_is_refused(topology):
+    from cgsurrogate.core.errors import CGSurrogateError
+
+    class Bare(torch.nn.Module):
+        def forward(self, positions, params):
+            return positions.sum((-1, -2)), positions.sum(-1)
+
+    with pytest.raises(CGSurrogateError, match="no system_spec"):
+        surrogate_system(Bare(), params=PARAMS)
+    with pytest.raises(CGSurrogateError, match="10 particles given, the model describes 624"):
+        surrogate_force(TrueEnergy(), PARAMS, particles=range(10))
