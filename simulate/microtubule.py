@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.simulate.tube import LATERAL, LONGITUDINAL, SEAM, Tube
 
 AVOGADRO = 6.02214076e23
@@ -196,20 +197,20 @@ def parse_params(text: str, on_grid: bool = False) -> np.ndarray:
     """
     parts = [s for s in str(text).replace(" ", "").split(",") if s != ""]
     if len(parts) != len(PARAM_NAMES):
-        raise ValueError(
+        raise CGSurrogateError(
             f"strength parameters {text!r}: need {len(PARAM_NAMES)} comma-separated values "
             f"({', '.join(PARAM_NAMES)}), got {len(parts)}"
         )
     try:
         vals = np.array([float(s) for s in parts])
     except ValueError:
-        raise ValueError(f"strength parameters {text!r}: not all values are numbers") from None
+        raise CGSurrogateError(f"strength parameters {text!r}: not all values are numbers") from None
     if not np.all(np.isfinite(vals)) or np.any(vals <= 0):
-        raise ValueError(f"strength parameters {text!r}: values must be positive and finite")
+        raise CGSurrogateError(f"strength parameters {text!r}: values must be positive and finite")
     if on_grid:
         bad = [v for v in vals if v not in GRID_VALUES]
         if bad:
-            raise ValueError(
+            raise CGSurrogateError(
                 f"strength parameter value {bad[0]:g} is outside the grid {list(GRID_VALUES)}"
             )
     return vals
