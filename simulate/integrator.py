@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cgsurrogate.core.errors import CGSurrogateError
+
 #: Global variable counting the steps taken since the protocol started.
 STEP_VARIABLE = "protocol_step"
 
@@ -64,7 +66,7 @@ def ramp_integrator(timestep_ps: float, temperature: float, friction, ramp_steps
     integ.addPerDofVariable("gamma", 0.0)
     gam = np.broadcast_to(np.asarray(friction, dtype=np.float64), (int(num_particles),))
     if np.any(~np.isfinite(gam)) or np.any(gam < 0):
-        raise ValueError("friction must be finite and non-negative")
+        raise CGSurrogateError("friction must be finite and non-negative")
     integ.setPerDofVariableByName("gamma", np.repeat(gam[:, None], 3, axis=1))
     integ.addUpdateContextState()
     integ.addComputePerDof("v", "v + dt*f/m")

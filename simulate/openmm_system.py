@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.simulate.microtubule import (
     LOAD_FORCE_KJMOL_NM,
     MONOMER_MASS_AMU,
@@ -88,11 +89,11 @@ def _check_params(params) -> np.ndarray:
     if p.ndim == 1:
         p = p[None]
     if p.ndim != 2 or p.shape[1] != len(PARAM_NAMES) or p.shape[0] < 1:
-        raise ValueError(
+        raise CGSurrogateError(
             f"strength parameters have shape {tuple(np.shape(params))}, expected [R, {len(PARAM_NAMES)}]"
         )
     if not np.all(np.isfinite(p)) or np.any(p <= 0):
-        raise ValueError("strength parameters must be positive and finite")
+        raise CGSurrogateError("strength parameters must be positive and finite")
     return p
 
 
@@ -158,9 +159,9 @@ def build_microtubule_system(
     load = topo.ring_nodes([-2, -1]) if load_nodes is None else np.asarray(load_nodes, dtype=np.int64)
     for name, nodes in (("clamp_nodes", clamp), ("load_nodes", load)):
         if nodes.size and (nodes.min() < 0 or nodes.max() >= N):
-            raise ValueError(f"{name} must lie in 0..{N - 1}")
+            raise CGSurrogateError(f"{name} must lie in 0..{N - 1}")
     if not np.isfinite(load_force):
-        raise ValueError("load_force must be finite")
+        raise CGSurrogateError("load_force must be finite")
 
     system = openmm.System()
     masses = np.full(N, float(mass))
@@ -220,7 +221,7 @@ def get_platform(name: str | None = None):
         for a in avail:
             if a.lower() == name.lower():
                 return openmm.Platform.getPlatformByName(a)
-        raise ValueError(f"OpenMM platform {name!r} is not available here (available: {', '.join(avail)})")
+        raise CGSurrogateError(f"OpenMM platform {name!r} is not available here (available: {', '.join(avail)})")
     for pref in ("CUDA", "HIP", "OpenCL", "CPU", "Reference"):
         if pref in avail:
             return openmm.Platform.getPlatformByName(pref)

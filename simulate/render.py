@@ -2,11 +2,12 @@
 (like fig. 2 of Scott & Mjolsness 2021)."""
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from cgsurrogate.core.atomic import atomic_path
+from cgsurrogate.core.errors import CGSurrogateError
 
 
 def render_tube(path, positions, energies, rest_positions=None, title: str | None = None) -> Path:
@@ -33,7 +34,7 @@ def render_tube(path, positions, energies, rest_positions=None, title: str | Non
     x = np.asarray(positions, dtype=float)
     e = np.asarray(energies, dtype=float)
     if x.ndim != 2 or x.shape[1] != 3 or e.shape != (x.shape[0],):
-        raise ValueError(f"positions {x.shape} and energies {e.shape} must be [N, 3] and [N]")
+        raise CGSurrogateError(f"positions {x.shape} and energies {e.shape} must be [N, 3] and [N]")
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3.0, 1.2]})
     if rest_positions is not None:
         r = np.asarray(rest_positions)
@@ -70,8 +71,7 @@ def render_tube(path, positions, energies, rest_positions=None, title: str | Non
 
 
 def save_figure(fig, path, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically (temporary name in the same folder, then
-    ``os.replace``) and close it.
+    """Save a matplotlib figure as PNG atomically (:func:`cgsurrogate.core.atomic.atomic_path`) and close it.
 
     Returns
     -------
@@ -80,12 +80,9 @@ def save_figure(fig, path, dpi: int = 110) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cgsurrogate.core.errors import CGSurrogateError
+
 #: Edge kinds, as stored in :attr:`Tube.edge_kind`.
 LATERAL, SEAM, LONGITUDINAL = 0, 1, 2
 EDGE_KIND_NAMES = ("lateral", "seam", "longitudinal")
@@ -50,9 +52,9 @@ class Tube:
     def __post_init__(self):
         n, k, p = int(self.n), int(self.k), int(self.p)
         if n < 1 or k < 2 or p < 0 or (p >= n and n > 1):
-            raise ValueError(f"Tube(n={n}, k={k}, p={p}): need n >= 1, k >= 2, 0 <= p < n")
+            raise CGSurrogateError(f"Tube(n={n}, k={k}, p={p}): need n >= 1, k >= 2, 0 <= p < n")
         if self.seam_weight <= 0:
-            raise ValueError(f"Tube seam_weight must be positive, got {self.seam_weight}")
+            raise CGSurrogateError(f"Tube seam_weight must be positive, got {self.seam_weight}")
         r = np.arange(n)
         j = np.arange(k - 1)
         lat = np.stack(
