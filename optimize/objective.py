@@ -16,6 +16,10 @@ import torch
 
 from cgsurrogate.core.errors import CGSurrogateError
 
+class NonFiniteEnergyError(CGSurrogateError, FloatingPointError):
+    """The energy model returned NaN or infinity during a relaxation (also a ``FloatingPointError``)."""
+
+
 class LoadedEnergy:
     """Energy of a structure under clamps and a constant external load, with an evaluation counter.
 
@@ -92,7 +96,9 @@ class LoadedEnergy:
         g = g - self.force
         g[~self.free] = 0.0
         if not math.isfinite(e) or not torch.isfinite(g).all():
-            raise FloatingPointError("energy or gradient is not finite")
+            raise NonFiniteEnergyError(
+                f"evaluation {self.evals}: the energy or its gradient is not finite (E = {e}); the model "
+                "has no finite energy at this structure (a surrogate far off its training data?)")
         return e, g
 
     def parts(self, x: torch.Tensor):

@@ -282,14 +282,14 @@ def test_fire_stage_is_ase_fire_through_the_ase_calculator(energy):
 def test_lbfgs_stage_matches_scipy_lbfgsb_called_directly(energy, hierarchy):
     """optimizer="lbfgs" is SciPy's L-BFGS-B: fine-only through relax() against scipy.optimize.minimize
     on the free coordinates (same minimum, comparable evaluations); the Galerkin-preconditioned
-    coarse-to-fine run reaches the same minimum."""
+    coarse-to-fine run reaches the same minimum energy with fewer evaluations."""
     from scipy.optimize import minimize
 
     rest = energy.topology.positions
     clamp, _ = default_boundary(energy.topology)
     x0 = rest + 0.05 * np.random.default_rng(11).standard_normal(rest.shape)
     x0[clamp] = rest[clamp]
-    tol = 1e-4
+    tol = 1e-5
     obj = LoadedEnergy(energy, P30, torch.as_tensor(rest), clamp, [], 0.0)
     free = obj.free.numpy()
 
@@ -306,7 +306,25 @@ def test_lbfgs_stage_matches_scipy_lbfgsb_called_directly(energy, hierarchy):
     fine = relax(energy, P30, x0, schedule="fine", tol=tol, load_force=0.0, progress=False)
     c2f = relax(energy, P30, x0, hierarchy=hierarchy, tol=tol, load_force=0.0, progress=False)
     assert fine.converged and c2f.converged
-    for r in (fine, c2f):
-        assert rmsd(r.positions, x_direct) < 1e-3 and rmsd(r.positions, rest) < 1e-3
-        assert abs(r.energy) < 1e-6 and direct.fun < 1e-6
+    # the resting energy 0 is the global minimum: all three reach it (to the soft modes' 1e-7 at this tol)
+    assert true_objective(P30, x0)["energy"] > 1.0
+    assert direct.fun < 1e-6 and abs(fine.energy) < 1e-6 and abs(c2f.energy) < 1e-6
+    assert rmsd(fine.positions, x_direct) < 2e-4  # nm: the same algorithm ends at the same point
     assert 0.5 * direct.nfev <= fine.evals <= 1.5 * direct.nfev
+    assert c2f.evals < fine.evals
+
+
+def test_non_finite_energy_is_a_clear_user_error():
+    """An energy function that leaves its finite range (here log of a distance that reaches 0) stops the
+    relaxation with one clear error, a CGSurrogateError (the CLI prints it) and a FloatingPointError."""
+    from cgsurrogate.core.errors import CGSurrogateError
+    from cgsurrogate.optimize.objective import NonFiniteEnergyError
+
+    def log_well(x, params):  # E = -sum log |x_i|: minimum at infinity, -inf at the origin
+        per_node = -torch.log(x.norm(dim=-1))
+        return per_node.sum(-1), per_node
+
+    x0 = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    with pytest.raises(NonFiniteEnergyError, match="not finite") as exc:
+        relax(log_well, P30, x0, schedule="fine", progress=False)
+    assert isinstance(exc.value, CGSurrogateError) and isinstance(exc.value, FloatingPointError)
