@@ -313,18 +313,25 @@ def rdkit_chemistry(mol, edges=None, atom_index=None, bond_types=None) -> tuple[
     return atom_chem, bond_chem
 
 
-def _match_atoms(mol, elements, edges) -> np.ndarray | None:
-    """RDKit atom index of each graph atom (identity when it fits, else an element-preserving
-    subgraph isomorphism of the bond graph), or None when the graph is not part of ``mol``."""
+def _match_atoms(mol, elements, edges, bond_types=None, max_tries: int = 64) -> np.ndarray | None:
+    """RDKit atom index of each graph atom, or None when the graph is not part of ``mol``.
+
+    The identity when it fits; else an element-preserving subgraph isomorphism of the bond
+    graph. Where several exist (symmetric groups such as a carboxylate), the one whose RDKit
+    bond orders agree best with the graph's own ``bond_types`` is taken (first ``max_tries``).
+    """
     n = len(elements)
     rd_el = [a.GetSymbol() for a in mol.GetAtoms()]
     rd_edges = {tuple(sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))) for b in mol.GetBonds()}
-    ours = {tuple(sorted(e)) for e in np.asarray(edges).tolist()}
-    if rd_el == list(elements) or (n <= len(rd_el) and rd_el[:n] == list(elements) and ours <= rd_edges):
-        return np.arange(n)
+    ours = [tuple(sorted(e)) for e in np.asarray(edges).tolist()]
+    if (n <= len(rd_el) and rd_el[:n] == list(elements) and set(ours) <= rd_edges) or \
+            (rd_el == list(elements) and not set(ours) <= rd_edges and len(set(ours) - rd_edges) == 1):
+        return np.arange(n)  # same numbering (the second case: a file bonding one counter-ion)
     from cgsurrogate.core.errors import require_extra
 
     nx = require_extra("networkx", "cgmap", "matching a molecule's atoms to RDKit's")
+    from itertools import islice
+
     from networkx.algorithms.isomorphism import GraphMatcher, categorical_node_match
 
     g_rd, g = nx.Graph(), nx.Graph()
@@ -333,12 +340,18 @@ def _match_atoms(mol, elements, edges) -> np.ndarray | None:
     g.add_nodes_from((i, {"el": e}) for i, e in enumerate(elements))
     g.add_edges_from(ours)
     gm = GraphMatcher(g_rd, g, node_match=categorical_node_match("el", None))
-    for m in gm.subgraph_isomorphisms_iter():  # maps RDKit atom -> graph atom
+    best, best_agree = None, -1
+    for m in islice(gm.subgraph_isomorphisms_iter(), max_tries):  # maps RDKit atom -> graph atom
         inv = np.empty(n, dtype=np.int64)
         for r, i in m.items():
             inv[i] = r
-        return inv
-    return None
+        if bond_types is None:
+            return inv
+        agree = sum(abs(_rdkit_order(mol.GetBondBetweenAtoms(int(inv[i]), int(inv[j]))) - float(b)) < 1e-6
+                    for (i, j), b in zip(ours, bond_types))
+        if agree > best_agree:
+            best, best_agree = inv, agree
+    return best
 
 
 def attach_rdkit_chemistry(graph: MolGraph, smiles: str | None = None) -> bool:
@@ -357,7 +370,7 @@ def attach_rdkit_chemistry(graph: MolGraph, smiles: str | None = None) -> bool:
         mol = parse_smiles(smiles if smiles is not None else graph.name)
     except ValueError:
         return False
-    idx = _match_atoms(mol, graph.elements, graph.edges)
+    idx = _match_atoms(mol, graph.elements, graph.edges, graph.bond_types)
     if idx is None:
         return False
     graph.atom_chem, graph.bond_chem = rdkit_chemistry(mol, graph.edges, idx, graph.bond_types)
