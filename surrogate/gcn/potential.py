@@ -99,6 +99,17 @@ class InvariantPotential(EnergyModel):
         self.register_buffer("onehot", torch.eye(NUM_KINDS), persistent=False)
         self.info: dict = {}
 
+    def _apply(self, fn, recurse=True):
+        # Move the geometry (resting lengths and angles) with the module but keep it float64:
+        # a float32 resting length would put a 1e-12 kJ/mol energy and 1e-5 kJ/mol/nm forces at rest.
+        keep = {name: b for name, b in self.geometry._buffers.items() if b is not None and b.is_floating_point()}
+        scales = self._buffers["scales"]
+        super()._apply(fn, recurse)
+        for name, b in keep.items():
+            self.geometry._buffers[name] = b.to(device=fn(b[:0]).device)
+        self._buffers["scales"] = scales.to(device=fn(scales[:0]).device)
+        return self
+
     @property
     def config(self) -> dict:
         """Plain dict that :meth:`from_config` rebuilds the architecture from."""
@@ -188,6 +199,21 @@ def potential_from_payload(payload: dict, where: str = "checkpoint") -> Invarian
     return model.double().eval()
 
 
+def maybe_load_potential(path):
+    """The :class:`InvariantPotential` in ``path`` (float64, eval mode), or None when the file is
+    missing, unreadable or a checkpoint of another kind (the caller's loader reports those)."""
+    from cgsurrogate.core.checkpoint_io import read_checkpoint
+    from cgsurrogate.core.errors import CGSurrogateError
+
+    try:
+        _, _, payload = read_checkpoint(path, MODEL_KIND)
+    except CGSurrogateError:
+        return None
+    model = potential_from_payload(payload, str(path))
+    model.info["path"] = str(path)
+    return model
+
+
 def load_potential(path) -> InvariantPotential:
     """Read a file written by :func:`save_potential` (float64, eval mode)."""
     from cgsurrogate.core.checkpoint_io import read_checkpoint
@@ -198,4 +224,4 @@ def load_potential(path) -> InvariantPotential:
     return model
 
 
-__all__ += ["save_potential", "load_potential", "potential_from_payload"]
+__all__ += ["save_potential", "load_potential", "maybe_load_potential", "potential_from_payload"]

@@ -214,7 +214,9 @@ def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> Ene
     Parameters
     ----------
     path : str or Path
-        The checkpoint file (read with ``torch.load(weights_only=True)``).
+        The checkpoint file (read with ``torch.load(weights_only=True)``), or the name of a
+        shipped model (``"microtubule-invariant"``: the invariant potential,
+        :mod:`cgsurrogate.surrogate.gcn.potential`, also the kind ``"invariant-potential"``).
     device : str or torch.device, optional
         Where to put the model (default CPU).
     dtype : torch.dtype
@@ -235,10 +237,17 @@ def load_surrogate(path, device=None, dtype: torch.dtype = torch.float32) -> Ene
     """
     from cgsurrogate.surrogate.checkpoint import MODEL_KINDS, load_checkpoint, rebuild_model
 
-    path = Path(os.fspath(path))
+    from cgsurrogate.surrogate.gcn.potential import maybe_load_potential
+    from cgsurrogate.surrogate.pretrained import resolve_pretrained
+
+    path = Path(os.fspath(resolve_pretrained(path)))  # shipped names, e.g. "microtubule-invariant"
     if dtype not in (torch.float32, torch.float64):
         raise CGSurrogateError(f"{path}: dtype must be torch.float32 or torch.float64, got {dtype}")
     dev = check_device(device)
+    potential = maybe_load_potential(path)  # invariant potential (surrogate.gcn.potential)
+    if potential is not None:
+        potential = potential.to(dtype=dtype)
+        return (potential.to(dev) if dev is not None else potential).eval()
     ckpt = load_checkpoint(path)
     info = {
         "path": str(path),
