@@ -82,7 +82,7 @@ def run_replicas(
     system, info = build_microtubule_system(params, topo, load_force=protocol.load)
     R, N = info.num_replicas, info.num_nodes
     integ = ramp_integrator(protocol.timestep_ps, protocol.temperature, protocol.friction, protocol.ramp_steps,
-                            info.load_scale_param, R * N, seed)
+                            info.load_scale_param, seed)
     plat = get_platform(platform)
     props = platform_properties(plat)
     if threads and plat.getName() == "CPU":

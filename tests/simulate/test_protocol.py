@@ -29,7 +29,7 @@ def test_protocol_load_scale_is_linear(ramp):
 
 def _context(params, ramp, dt, friction=0.0, temperature=0.0):
     system, info = build_microtubule_system(params, SMALL)
-    integ = ramp_integrator(dt, temperature, friction, ramp, info.load_scale_param, system.getNumParticles(), 5)
+    integ = ramp_integrator(dt, temperature, friction, ramp, info.load_scale_param, 5)
     ctx = openmm.Context(system, integ, openmm.Platform.getPlatformByName("Reference"))
     ctx.setPositions(microtubule_positions(len(np.atleast_2d(params)), SMALL))
     ctx.setVelocities(np.zeros((system.getNumParticles(), 3)))
