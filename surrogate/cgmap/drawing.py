@@ -42,7 +42,7 @@ def draw_smiles_mapping(smiles: str, labels, path, width: int = 760, height: int
     from rdkit.Chem.Draw import rdMolDraw2D
     from rdkit.Geometry import Point2D
 
-    from cgsurrogate.data.molgraph import parse_smiles
+    from cgsurrogate.data.molchem import parse_smiles
 
     mol = parse_smiles(smiles)
     labels = np.asarray(labels, dtype=np.int64)
