@@ -20,6 +20,8 @@ against this contract, in the spirit of TorchSim's ``validate_model_outputs`` an
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -86,12 +88,18 @@ class EnergyModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        """Device of the model's first parameter or buffer (CPU when it has none)."""
-        for t in self.parameters():
-            return t.device
-        for t in self.buffers():
-            return t.device
-        return torch.device("cpu")
+        """Device of the model's first parameter or buffer (CPU when it has none); cached, and
+        refreshed whenever the module is moved (``.to``, ``.cuda``, ...)."""
+        dev = self.__dict__.get("_device_cache")
+        if dev is None:
+            dev = next((t.device for t in self.parameters()), None) or next(
+                (t.device for t in self.buffers()), torch.device("cpu"))
+            self.__dict__["_device_cache"] = dev
+        return dev
+
+    def _apply(self, fn, recurse=True):
+        self.__dict__.pop("_device_cache", None)
+        return super()._apply(fn, recurse)
 
     def forward(self, positions, params, velocities=None):
         """Total and per-particle energy.
@@ -213,7 +221,11 @@ def _as_tensor(value, what: str, name: str) -> torch.Tensor:
 def _check_finite(t: torch.Tensor, what: str, name: str) -> None:
     if not t.dtype.is_floating_point and not t.dtype.is_complex:
         return
+    if math.isfinite(float(t.detach().sum())):  # one reduction: NaN and inf propagate into the sum
+        return
     bad = ~torch.isfinite(t.detach())
+    if not bool(bad.any()):
+        raise CGSurrogateError(f"{name}: {what} are too large (their sum overflows {t.dtype})")
     if bool(bad.any()):
         first = [int(i) for i in bad.nonzero()[0].tolist()]
         where = f"configuration {first[0]}" + (f", particle {first[1]}" if len(first) > 2 else "")
