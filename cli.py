@@ -250,6 +250,11 @@ def add_train(sub):
     p.add_argument("--eval-every", type=int, default=1, help="invariant: evaluate every this many epochs")
     p.add_argument("--patience", type=int, default=0,
                    help="invariant: stop after this many evaluations without improvement (0 = never)")
+    p.add_argument("--pool", type=int, default=2000,
+                   help="invariant: augmented configurations (exact-field labels) added to the training frames")
+    p.add_argument("--polish", type=int, default=200, help="invariant: L-BFGS iterations after the Adam epochs (0 = none)")
+    p.add_argument("--anharmonic", action="store_true",
+                   help="invariant: learn the bounded anharmonic factor too (generic autograd loss, slower)")
     p.add_argument("--seed", type=int, default=0, help="seeds the model, the split by run and the batches")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--max-val-samples", type=int, default=None, help="evaluate on an evenly spaced subset")
@@ -294,7 +299,8 @@ def _train_invariant(args):
                       clip_grad=args.clip_grad, eval_every=args.eval_every, patience=args.patience, seed=args.seed)
     loss = PotentialLoss(w_energy=args.w_energy, w_force=args.w_force)
     _, res = train_potential(args.data, args.out, config=cfg, loss=loss, val_fraction=args.val_fraction,
-                             seed=args.seed)
+                             seed=args.seed, anharmonic=args.anharmonic, pool=args.pool,
+                             polish_iterations=args.polish)
     m = res["best_metrics"] or {}
     print(f"invariant potential: best at epoch {res['best_epoch']}: force cosine median "
           f"{m.get('force_cosine_median', float('nan')):.5f}, force RMSE/RMS {m.get('force_rel_rmse_median', float('nan')):.4f}, "
