@@ -1,5 +1,7 @@
-"""Sweeps on Dask: 2-worker LocalCluster on loopback, kill-and-resume, bad input, the CLI
-with the short protocol, and the trajectory / PNG outputs."""
+"""Sweeps: on an existing 2-worker Dask LocalCluster (by address), in local processes and in
+this process without Dask, kill-and-resume, bad input, the CLI with the short protocol (the
+all-30 tip against the exact static equilibrium, the rest criterion of a soft run), and the
+trajectory / PNG outputs."""
 import os
 import signal
 import subprocess
@@ -11,14 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.data.microtubule import MicrotubuleDataset, load_run
 from cgsurrogate.simulate.microtubule import GRID_VALUES
 from cgsurrogate.simulate.protocol import Protocol
 from cgsurrogate.simulate.sweep import grid_param_sets, grid_values, run_path, run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = Protocol(ramp_steps=1000, hold_steps=1000, save_every=500, timestep_ps=360.0, friction=1.5e-6,
-                ramp_increments=10)
+TINY = Protocol(ramp_steps=1000, hold_steps=1000, save_every=500, timestep_ps=360.0, friction=1.5e-6)
+#: Tip deflection (nm) of the exact static equilibrium with every strength 30 under the full load.
+ALL30_STATIC_TIP_NM = 41.61
 PARAMS = grid_param_sets(3)[[0, 40, 80, 121, 160, 242]]  # six runs from soft to stiff
 
 
@@ -105,6 +109,10 @@ def test_kill_and_resume_gives_the_same_dataset(reference_sweep, tmp_path):
 
 
 def test_sweep_bad_inputs(tmp_path, reference_sweep):
+    for kw in ({"n_workers": 0}, {"threads_per_worker": 0}, {"batch_size": 0}, {"n_workers": 1.5}):
+        with pytest.raises(CGSurrogateError, match="at least 1"):
+            run_sweep(tmp_path / "w", param_sets=PARAMS[:1], protocol=TINY, **kw)
+    assert not (tmp_path / "w").exists()  # refused before anything was written
     with pytest.raises(ValueError, match="outside the grid"):
         run_sweep(tmp_path / "x", param_sets=[[30, 30, 30, 30, 31]], protocol=TINY)
     blocker = tmp_path / "a_file"
@@ -144,6 +152,9 @@ def _cli(capsys, *args):
         (["--params", "30,30,30,30,31"], "outside the grid"),
         (["--grid", "9"], "outside 1..7"),
         (["--params", "30,30"], "need 5 comma-separated values"),
+        (["--workers", "0"], "--workers 0: must be at least 1"),
+        (["--threads", "0"], "--threads 0: must be at least 1"),
+        (["--batch-size", "-2"], "--batch-size -2: must be at least 1"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, capsys, args, message):
@@ -160,23 +171,36 @@ def test_cli_unwritable_output_folder(tmp_path, capsys):
     assert code == 2 and err.startswith("error: output folder") and len(err.strip().splitlines()) == 1
 
 
-def test_cli_short_protocol_deflection_trajectory_and_png(tmp_path, capsys):
-    """The short protocol (6.9 us) with all strengths 30 puts the tip about 41 nm below the
-    axis, near rest; the XYZ reads back in ASE with the per-particle energies."""
+def test_cli_short_protocol_tip_rest_trajectory_and_png(tmp_path, capsys):
+    """The short protocol with all strengths 30 ends within 0.3 nm of the exact static
+    equilibrium; the softest run (all 3), in the same batch, is at rest by the stated criterion,
+    and the value reached is recorded in its run file and the metadata; the XYZ reads back in
+    ASE with the per-particle energies."""
+    import json
+
     import ase.io
+
+    from cgsurrogate.simulate.protocol import REST_CRITERION
+    from cgsurrogate.simulate.replicas import tip_deflection
 
     out = tmp_path / "demo"
     code, _, err = _cli(capsys, "simulate", "--out", str(out), "--params", "30,30,30,30,30",
-                        "--workers", "1", "--no-progress")
+                        "--params", "3,3,3,3,3", "--workers", "1", "--no-progress")
     assert code == 0, err
-    runs = _dataset_arrays(out, 1)
-    from cgsurrogate.simulate.replicas import tip_deflection
-
+    runs = _dataset_arrays(out, 2)
     d30 = float(tip_deflection(runs[0]["positions"][-1]))
-    assert 38.0 < d30 < 45.0
-    # near rest at the end: the tip moves by under 1 % between the last two frames
-    last2 = tip_deflection(runs[0]["positions"][-2:])
-    assert abs(last2[1] - last2[0]) < 0.01 * d30
+    assert abs(d30 - ALL30_STATIC_TIP_NM) < 0.3
+    # the soft run: criterion met and recorded, and the recorded value is the tip motion of its frames
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["rest"]["criterion"] == REST_CRITERION and meta["protocol"]["rest_criterion"] == REST_CRITERION
+    d3 = tip_deflection(runs[1]["positions"][-2:])
+    assert d3[-1] > 150.0  # soft: bent far more than the all-30 run
+    motion = abs(d3[1] - d3[0])
+    assert meta["rest"]["tip_motion_nm"][1] == pytest.approx(motion, rel=1e-9)
+    assert motion < REST_CRITERION["tip_motion_nm"] and meta["rest"]["at_rest"] == [True, True]
+    with np.load(run_path(out, 1)) as z:
+        assert float(z["tip_motion_nm"]) == pytest.approx(motion, rel=1e-9) and bool(z["at_rest"])
+        assert float(z["residual_force"]) == meta["rest"]["residual_force"][1]
     frames = ase.io.read(out / "trajectory_run_00000.xyz", ":")
     assert len(frames) == 12 and len(frames[-1]) == 624
     e_ev = frames[-1].calc.results["energies"]
@@ -184,3 +208,40 @@ def test_cli_short_protocol_deflection_trajectory_and_png(tmp_path, capsys):
     np.testing.assert_allclose(frames[-1].get_positions() / 10, runs[0]["positions"][-1], atol=1e-6)
     png = (out / "tube_run_00000.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
+
+
+def test_sweep_without_dask_in_process_and_local_processes(tmp_path, reference_sweep):
+    """Without a scheduler no Dask module is imported (here: made unimportable); one worker runs in
+    this process, two in local processes; both give the reference dataset. A scheduler address
+    without the [sweep] extra is one clear error naming the extra."""
+    ref, _ = reference_sweep
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["distributed"] = None  # as if the [sweep] extra were not installed
+        sys.modules["dask"] = None
+        import numpy as np
+        from cgsurrogate.core.errors import MissingExtraError
+        from cgsurrogate.simulate.protocol import Protocol
+        from cgsurrogate.simulate.sweep import run_sweep
+        if __name__ == "__main__":
+            P = np.array({PARAMS.tolist()})
+            proto = Protocol(**{TINY.__dict__!r})
+            a = run_sweep({str(tmp_path / "inproc")!r}, param_sets=P, protocol=proto, batch_size=1,
+                          n_workers=1, platform="CPU", progress=False)
+            b = run_sweep({str(tmp_path / "procs")!r}, param_sets=P, protocol=proto, batch_size=2,
+                          n_workers=2, platform="CPU", progress=False)
+            assert a["pending"] == [] and b["pending"] == [], (a, b)
+            try:
+                run_sweep({str(tmp_path / "dask")!r}, param_sets=P[:1], protocol=proto, scheduler="tcp://127.0.0.1:1")
+            except MissingExtraError as exc:
+                print("MISSING:", exc)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "MISSING:" in r.stdout and "'sweep' extra" in r.stdout
+    for a, b in zip(_dataset_arrays(ref, 6), _dataset_arrays(tmp_path / "inproc", 6)):
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-9, err_msg=k)
+    procs = _dataset_arrays(tmp_path / "procs", 6)  # other batches (other seeds): same physics
+    for a, b in zip(_dataset_arrays(ref, 6), procs):
+        np.testing.assert_allclose(a["positions"], b["positions"], atol=0.2)
