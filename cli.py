@@ -157,8 +157,8 @@ def _run_simulate(args):
     rest = res["rest"]
     if rest["num_measured"]:
         c = rest["criterion"]
-        print(f"at rest (tip moves < {c['tip_motion_nm']} nm over the last frame interval, net force < "
-              f"{c['residual_force']} x load): {rest['num_at_rest']}/{rest['num_measured']} runs")
+        print(f"at rest (tip moves < {c['tip_motion_nm']} nm between the last two frames): "
+              f"{rest['num_at_rest']}/{rest['num_measured']} runs")
     if not args.no_extras and 0 not in res["pending"]:
         ex = write_run_extras(args.out, 0)
         print(f"run 0: tip {ex['tip_deflection']:.1f} nm below the axis; wrote {ex['trajectory']} and {ex['png']}")
