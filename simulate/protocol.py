@@ -142,11 +142,11 @@ class Protocol:
     def paper(cls) -> "Protocol":
         """The paper's setting: 0.018 ns steps, 128,000 ramp + 448,000 hold steps, 12 frames.
 
-        The paper's 128,000-step ramp and step; the hold is 448,000 steps (the paper's
-        256,000 left the softest runs moving, see the module docstring), a frame every
-        48,000 steps, 10.4 us in all. Friction 1.5e-6 / ps: the tip of the all-30 run
-        rings by about 1 nm around its equilibrium and decays; the softest runs are close
-        to critically damped.
+        The paper's step and 128,000-step ramp; the hold is 448,000 steps (the paper's 256,000
+        left the softest runs moving by 1 nm per frame interval), a frame every 48,000 steps,
+        10.4 us in all. Friction 1.5e-6 / ps: stiff runs are underdamped (the all-30 tip rings
+        by about 0.1 nm at the end), the softest close to critically damped. The rest figures in
+        the module docstring were measured with :meth:`short` (same physical times, 20x step).
         """
         return cls()
 
