@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.surrogate.equivariant.egnn import EGNN
 from cgsurrogate.surrogate.equivariant.eghn import EGHN
 from cgsurrogate.surrogate.equivariant.message_passing import GraphBatch, collate_graphs
@@ -199,6 +200,10 @@ def train_dynamics(model: torch.nn.Module, train, valid, test=None, cfg: TrainCo
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.is_file():
         st = load_dynamics_checkpoint(ckpt)
+        changed = _resume_differences(st, model, cfg, lambda_conn, dataset_info)
+        if changed:
+            raise CGSurrogateError(f"{ckpt}: was trained with other settings ({'; '.join(changed[:4])}); "
+                                   f"use a new checkpoint path or the same settings")
         model.load_state_dict(st["last_state"])
         if opt is not None and st.get("optimizer"):
             opt.load_state_dict(st["optimizer"])
@@ -248,6 +253,23 @@ def train_dynamics(model: torch.nn.Module, train, valid, test=None, cfg: TrainCo
     model.load_state_dict(best["state"])
     return {"best_epoch": best["epoch"], "best_val_mse": best["val"], "test_mse": best["test"],
             "history": history, "epochs_run": len(history) and history[-1]["epoch"] + 1}
+
+
+def _resume_differences(st: dict, model, cfg, lambda_conn, dataset_info) -> list[str]:
+    """Settings of a saved run that differ from this call (``epochs``, ``patience``, ``device``
+    may change: they extend or stop the run, not what it computes)."""
+    out = []
+    old_model, new_model = dict(st.get("model_config") or {}), dict(model.config)
+    out += [f"model {k} {old_model.get(k)!r} -> {new_model.get(k)!r}" for k in sorted(set(old_model) | set(new_model))
+            if old_model.get(k) != new_model.get(k)]
+    old_cfg, new_cfg = dict(st.get("train_config") or {}), asdict(cfg)
+    out += [f"{k} {old_cfg.get(k)!r} -> {new_cfg.get(k)!r}" for k in sorted(new_cfg)
+            if k not in ("epochs", "patience", "device") and old_cfg.get(k) != new_cfg.get(k)]
+    if float(st.get("lambda_conn", lambda_conn) or 0) != float(lambda_conn or 0):
+        out.append(f"lambda_conn {st.get('lambda_conn')!r} -> {lambda_conn!r}")
+    if (st.get("dataset") or {}) != (dataset_info or {}):
+        out.append("dataset differs")
+    return out
 
 
 def _checkpoint_dict(model, best, history, epoch, opt, lambda_conn, cfg, dataset_info):
