@@ -412,6 +412,9 @@ def _run_predict(args):
     if args.topology is not None:
         input_file(args.topology, "--topology")
     if args.model != "reference":
+        from cgsurrogate.surrogate.pretrained import resolve_pretrained
+
+        args.model = str(resolve_pretrained(args.model))  # shipped names, e.g. microtubule-invariant
         input_file(args.model, "--model")
     output = args.output or f"{Path(args.input).stem}.pred.npz"
     output_file(output, "--output", inputs=[args.input, args.topology, None if args.model == "reference" else args.model])
@@ -466,6 +469,9 @@ def add_relax(sub):
 def _run_relax(args):
     params = strength_params(args.params)
     if args.model is not None:
+        from cgsurrogate.surrogate.pretrained import resolve_pretrained
+
+        args.model = str(resolve_pretrained(args.model))  # shipped names, e.g. microtubule-invariant
         input_file(args.model, "--model")
     output_dir(args.out, "--out")
     if args.tol is not None and not args.tol > 0:
