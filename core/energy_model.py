@@ -185,25 +185,43 @@ class EnergyModel(nn.Module):
         return x, p, v, squeeze, out_dtype
 
     def energy_and_forces(self, positions, params, velocities=None, *, create_graph: bool = False):
-        """Energies and forces ``-dE/dx`` (autograd).
+        """Energies and forces ``-dE/dx`` by autograd (:func:`energy_and_forces`)."""
+        return energy_and_forces(self, positions, params, velocities, create_graph=create_graph)
 
-        Returns
-        -------
-        total : Tensor [B] (or scalar), kJ/mol
-        per_particle : Tensor [B, N] (or [N]), kJ/mol
-        forces : Tensor shaped like ``positions``, kJ/mol/nm (on the model's device)
-        """
-        x = _as_tensor(positions, "positions", type(self).__name__).detach().to(self.device)
-        if not x.dtype.is_floating_point:
-            x = x.double()
-        x.requires_grad_(True)
-        kwargs = {} if velocities is None else {"velocities": velocities}
-        with torch.enable_grad():
-            total, per = self(x, params, **kwargs)
-            (grad,) = torch.autograd.grad(total.sum(), x, create_graph=create_graph)
-        if not create_graph:
-            total, per = total.detach(), per.detach()
-        return total, per, -grad
+
+def energy_and_forces(model: nn.Module, positions, params, velocities=None, *, create_graph: bool = False):
+    """Energies and forces ``-dE/dx`` (autograd) of any module with the energy-model signature.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An :class:`EnergyModel` (positions are moved to its device) or any module
+        ``(positions [B, N, 3] nm, params, velocities=...) -> (total [B], per_particle [B, N])`` kJ/mol.
+    positions : Tensor [B, N, 3] or [N, 3], nm
+    params : Tensor [B, P] or [P]
+    velocities : Tensor like ``positions``, nm/ps, optional (passed only when given)
+    create_graph : bool
+        Keep the graph of the forces (for higher derivatives).
+
+    Returns
+    -------
+    total : Tensor [B] (or scalar), kJ/mol
+    per_particle : Tensor [B, N] (or [N]), kJ/mol
+    forces : Tensor shaped like ``positions``, kJ/mol/nm
+    """
+    x = _as_tensor(positions, "positions", type(model).__name__).detach()
+    if isinstance(model, EnergyModel):
+        x = x.to(model.device)
+    if not x.dtype.is_floating_point:
+        x = x.double()
+    x.requires_grad_(True)
+    kwargs = {} if velocities is None else {"velocities": velocities}
+    with torch.enable_grad():
+        total, per = model(x, params, **kwargs)
+        (grad,) = torch.autograd.grad(total.sum(), x, create_graph=create_graph)
+    if not create_graph:
+        total, per = total.detach(), per.detach()
+    return total, per, -grad
 
 
 def _as_tensor(value, what: str, name: str) -> torch.Tensor:
@@ -232,4 +250,4 @@ def _check_finite(t: torch.Tensor, what: str, name: str) -> None:
         raise CGSurrogateError(f"{name}: {what} hold NaN or infinite values ({int(bad.sum())} entries; first at {where})")
 
 
-__all__ = ["EnergyModel"]
+__all__ = ["EnergyModel", "energy_and_forces"]

@@ -12,8 +12,9 @@ system's :class:`~cgsurrogate.core.system_spec.SystemSpec`. It is an
 and optimisers, the ASE calculator (:mod:`cgsurrogate.surrogate.interfaces.ase_calculator`), the
 OpenMM force (:mod:`cgsurrogate.surrogate.interfaces.openmm_force`) and the prediction API
 (:mod:`cgsurrogate.surrogate.interfaces.prediction`) accept either. Forces come from autograd
-(:func:`energy_and_forces`); the paper's dE/dX back-propagation rule (Scott & Mjolsness 2021,
-sec. 5.1.1) is what autograd computes through the prolongation matrices.
+(:func:`energy_and_forces`, from :mod:`cgsurrogate.core.energy_model`); the paper's dE/dX
+back-propagation rule (Scott & Mjolsness 2021, sec. 5.1.1) is what autograd computes through
+the prolongation matrices.
 
 Input features follow the training data: columns 0-2 position (nm), 3-5 velocity (nm/ps, zero
 when not given), then the ``P`` strength parameters of the spec. Energies are kJ/mol, forces
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cgsurrogate.core.energy_model import EnergyModel
+from cgsurrogate.core.energy_model import EnergyModel, energy_and_forces
 from cgsurrogate.core.errors import CGSurrogateError, InputFileError
 from cgsurrogate.core.system_spec import SystemSpec
 
@@ -153,39 +154,6 @@ class SurrogateEnergy(EnergyModel):
         return (yn.double() * self.y_std + self.y_mean)[..., 0]
 
 
-def energy_and_forces(energy: nn.Module, positions, params, velocities=None, *, create_graph: bool = False):
-    """Energies and forces ``-dE/dx`` of any module with ``TrueEnergy``'s signature.
-
-    Parameters
-    ----------
-    energy : nn.Module
-        An :class:`~cgsurrogate.core.energy_model.EnergyModel` (``SurrogateEnergy``,
-        ``TrueEnergy``, the EGHN energy head; its ``energy_and_forces`` is used) or any module
-        ``(positions [B, N, 3] nm, params) -> (total [B], per_node [B, N]) kJ/mol``.
-    positions : Tensor [B, N, 3] or [N, 3], nm
-    params : Tensor [B, P] or [P]
-    velocities : Tensor like ``positions``, nm/ps, optional (passed only when given)
-    create_graph : bool
-        Keep the graph of the forces (for higher derivatives).
-
-    Returns
-    -------
-    total : Tensor [B] (or scalar), kJ/mol
-    per_node : Tensor [B, N] (or [N]), kJ/mol
-    forces : Tensor like ``positions``, kJ/mol/nm
-    """
-    if isinstance(energy, EnergyModel):
-        return energy.energy_and_forces(positions, params, velocities, create_graph=create_graph)
-    x = torch.as_tensor(positions).detach().requires_grad_(True)
-    kwargs = {} if velocities is None else {"velocities": velocities}
-    with torch.enable_grad():
-        total, per_node = energy(x, params, **kwargs)
-        (grad,) = torch.autograd.grad(total.sum(), x, create_graph=create_graph)
-    if not create_graph:
-        total, per_node = total.detach(), per_node.detach()
-    return total, per_node, -grad
-
-
 def check_device(device, where: str = "device") -> torch.device | None:
     """``device`` as a ``torch.device`` (None stays None); a CUDA device on a machine without CUDA,
     or an unknown name, raises :class:`CGSurrogateError`."""
@@ -309,3 +277,6 @@ def _normalizer_stats(normalizer):
     y_mean = torch.as_tensor(normalizer.denormalize_y(zy)).double()[0]
     y_std = torch.as_tensor(normalizer.denormalize_y(zy + 1)).double()[0] - y_mean
     return x_mean, x_std, y_mean, y_std
+
+
+__all__ = ["SurrogateEnergy", "load_surrogate", "energy_and_forces", "check_device", "POS_VEL_COLUMNS"]
