@@ -313,6 +313,7 @@ def write_run_extras(out_dir, run_id: int = 0) -> dict:
     """
     from cgsurrogate.simulate.render import render_tube
     from cgsurrogate.simulate.replicas import tip_deflection
+    from cgsurrogate.simulate.microtubule import microtubule_spec
     from cgsurrogate.simulate.trajectory_io import write_extxyz
 
     path = run_path(out_dir, run_id)
@@ -324,7 +325,7 @@ def write_run_extras(out_dir, run_id: int = 0) -> dict:
         r = {k: z[k] for k in RUN_ARRAYS}
     out_dir = Path(out_dir)
     xyz = write_extxyz(out_dir / f"trajectory_run_{run_id:05d}.xyz", r["positions"], r["energies"],
-                       r["velocities"], r["forces"], r["steps"], r["params"])
+                       r["velocities"], r["forces"], r["steps"], r["params"], system_spec=microtubule_spec())
     defl = float(tip_deflection(r["positions"][-1]))
     title = (f"run {run_id}: strengths " + ", ".join(f"{n} {v:g}" for n, v in zip(PARAM_NAMES, r["params"]))
              + f"; step {int(r['steps'][-1])}, tip {defl:.1f} nm below the axis")
