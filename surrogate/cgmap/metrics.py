@@ -59,9 +59,10 @@ def cut_scores(pred, true, edges) -> tuple[float, float, float]:
 
 def ami(pred, true) -> float:
     """Adjusted mutual information (scikit-learn, arithmetic normalisation) between two labellings."""
-    from sklearn.metrics import adjusted_mutual_info_score
+    from cgsurrogate.core.errors import require_extra
 
-    return float(adjusted_mutual_info_score(np.asarray(true), np.asarray(pred)))
+    skm = require_extra("sklearn.metrics", "cgmap", "the AMI metric")
+    return float(skm.adjusted_mutual_info_score(np.asarray(true), np.asarray(pred)))
 
 
 def score_mapping(pred, true, edges) -> dict:
@@ -91,6 +92,9 @@ def automorphisms(graph, max_count: int = 1000) -> list[np.ndarray]:
 
 
 def _automorphisms(graph, max_count: int) -> list[np.ndarray]:
+    from cgsurrogate.core.errors import require_extra
+
+    require_extra("networkx", "cgmap", "graph automorphisms")
     from networkx.algorithms.isomorphism import GraphMatcher, categorical_edge_match, categorical_node_match
 
     g = graph.nx_graph()
