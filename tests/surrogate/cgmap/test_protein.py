@@ -41,7 +41,7 @@ def test_residue_mode_never_splits_a_residue_across_a_peptide_bond(adk):
     g, _ = adk
     n_res = len(np.unique(g.residues["resindex"]))
     assert n_res == 214 and g.residues["peptide"].sum() == 213
-    for n_beads in (214, 400, 700):
+    for n_beads in (214, 700):
         lab = map_by_residue(g, n_beads=n_beads)
         assert len(np.unique(lab)) == n_beads
         assert _straddles(g, lab) == []
