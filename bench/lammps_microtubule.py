@@ -124,7 +124,7 @@ def run_lammps(params, protocol, seed: int = 1, frames: bool = True) -> dict:
             "units nano", "atom_style molecular", "boundary f f f", "atom_modify map array",
             "bond_style harmonic", "angle_style harmonic", "pair_style zero 1.0",
             f"read_data {data}", "pair_coeff * *", "special_bonds lj/coul 0 0 0", "neighbor 1.0 bin",
-            "neigh_modify every 1000 delay 0 check no",
+            "neigh_modify every 1000 delay 0 check no binsize 20.0",
             "group free type 1", f"group loaded id {loadids}",
             "velocity all set 0 0 0", f"timestep {dt_ns!r}", "fix 1 free nve",
             f"variable fy equal -{fmax_pn!r}*ternary(step<{protocol.ramp_steps},step/{protocol.ramp_steps},1)"
