@@ -24,6 +24,10 @@ _EXPORTS = {
     "surrogate_system": "cgsurrogate.surrogate.interfaces.openmm_force",
     "predict": "cgsurrogate.surrogate.interfaces.prediction",
     "relax": "cgsurrogate.optimize.driver",
+    "EnergyModel": "cgsurrogate.core.energy_model",
+    "validate_energy_model": "cgsurrogate.core.energy_model_check",
+    "SystemSpec": "cgsurrogate.core.system_spec",
+    "CGSurrogateError": "cgsurrogate.core.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
