@@ -44,10 +44,11 @@ def _maxrss_mb() -> float:
 
 
 def child_ours(replicas: int, steps: int, platform: str | None) -> dict:
-    """Time ``steps`` protocol steps (full load) of ``replicas`` replicas in one OpenMM System."""
+    """Time ``steps`` protocol steps (full load: the hold, one ``step`` call) of ``replicas`` replicas in
+    one OpenMM System, with the integrator ``run_replicas`` uses on that platform."""
     import openmm
 
-    from cgsurrogate.simulate.integrator import ramp_integrator
+    from cgsurrogate.simulate.integrator import protocol_integrator
     from cgsurrogate.simulate.openmm_system import (build_microtubule_system, get_platform, microtubule_positions,
                                                     platform_properties)
     from cgsurrogate.simulate.protocol import Protocol
@@ -56,8 +57,9 @@ def child_ours(replicas: int, steps: int, platform: str | None) -> dict:
     params = np.random.default_rng(0).choice([3.0, 30.0, 57.0], size=(replicas, 5))
     system, info = build_microtubule_system(params, load_force=proto.load)
     n = system.getNumParticles()
-    integ = ramp_integrator(proto.timestep_ps, proto.temperature, proto.friction, 0, info.load_scale_param, 1)
     plat = get_platform(platform)
+    kind = "host" if plat.getName() in ("CPU", "Reference") else "custom"  # what run_replicas uses there
+    integ = protocol_integrator(proto, info.load_scale_param, 1, kind)
     props = platform_properties(plat)
     if plat.getName() == "CPU":
         props["Threads"] = "1"
@@ -69,7 +71,7 @@ def child_ours(replicas: int, steps: int, platform: str | None) -> dict:
     integ.step(steps)
     ctx.getState(getEnergy=True)
     sec = time.perf_counter() - t0
-    return {"engine": "ours (OpenMM)", "platform": plat.getName(), "replicas": replicas, "particles": n,
+    return {"engine": f"ours (OpenMM, {kind} integrator)", "platform": plat.getName(), "replicas": replicas, "particles": n,
             "steps": steps, "seconds": sec, "atom_steps_per_s": n * steps / sec, "peak_rss_mb": _maxrss_mb()}
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from cgsurrogate.simulate.energy import TrueEnergy
-from cgsurrogate.simulate.integrator import ramp_integrator
+from cgsurrogate.simulate.integrator import advance, protocol_integrator
 from cgsurrogate.simulate.microtubule import Topology, microtubule_topology
 from cgsurrogate.simulate.openmm_system import (
     build_microtubule_system,
@@ -38,6 +38,7 @@ def run_replicas(
     topology: Topology | None = None,
     progress: bool = False,
     threads: int | None = None,
+    integrator: str | None = None,
 ) -> dict:
     """Simulate ``R`` replicas through a protocol and collect the frames.
 
@@ -56,6 +57,9 @@ def run_replicas(
         Show a tqdm progress bar over integration chunks.
     threads : int, optional
         CPU platform thread count.
+    integrator : "custom" or "host", optional
+        How the per-step ramp is driven (:mod:`cgsurrogate.simulate.integrator`); default
+        "host" on the CPU and Reference platforms (faster there), "custom" on GPUs.
 
     Returns
     -------
@@ -81,9 +85,9 @@ def run_replicas(
     topo = topology or microtubule_topology()
     system, info = build_microtubule_system(params, topo, load_force=protocol.load)
     R, N = info.num_replicas, info.num_nodes
-    integ = ramp_integrator(protocol.timestep_ps, protocol.temperature, protocol.friction, protocol.ramp_steps,
-                            info.load_scale_param, seed)
     plat = get_platform(platform)
+    kind = integrator or ("host" if plat.getName() in ("CPU", "Reference") else "custom")
+    integ = protocol_integrator(protocol, info.load_scale_param, seed, kind)
     props = platform_properties(plat)
     if threads and plat.getName() == "CPU":
         props["Threads"] = str(int(threads))
@@ -105,7 +109,7 @@ def run_replicas(
         bar = tqdm(total=protocol.total_steps, desc=f"{R} replicas", unit="step", leave=False)
     kj = unit.kilojoule_per_mole
     for i, step in enumerate(protocol.save_steps):
-        integ.step(protocol.save_every)
+        advance(ctx, integ, protocol, info.load_scale_param, step - protocol.save_every, step)
         if bar is not None:
             bar.update(protocol.save_every)
         st = ctx.getState(
