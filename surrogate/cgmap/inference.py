@@ -21,12 +21,16 @@ __all__ = ["Embedder", "affinity_matrix", "adjacency_affinity", "model_affinity"
 
 def _one_blas_thread():
     """Limit BLAS to one thread: these matrices are small, and on a loaded machine a threaded
-    BLAS made one molecule's embedding 60x slower (0.46 s instead of 0.007 s, load ~8 on 2 cores)."""
+    BLAS made one molecule's embedding 60x slower (0.46 s instead of 0.007 s, load ~8 on 2 cores).
+    Nothing to do when the process already runs BLAS single-threaded (``cgmap`` sets it)."""
+    import contextlib
+    import os
+
+    if os.environ.get("OPENBLAS_NUM_THREADS") == "1":
+        return contextlib.nullcontext()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        import contextlib
-
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
 
