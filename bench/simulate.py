@@ -89,11 +89,15 @@ def child_lammps(replicas: int, steps: int) -> dict:
             "peak_rss_mb": _maxrss_mb()}
 
 
-def child_tips(params: list, engine: str) -> dict:
+def child_tips(params: list, engine: str, temperature: float | None = None) -> dict:
+    import dataclasses
+
     from cgsurrogate.simulate.protocol import Protocol
     from cgsurrogate.simulate.replicas import tip_deflection
 
     proto = Protocol.short()
+    if temperature is not None:
+        proto = dataclasses.replace(proto, temperature=float(temperature))
     t0 = time.perf_counter()
     if engine == "lammps":
         sys.path.insert(0, str(HERE))
@@ -142,6 +146,8 @@ def main(argv=None) -> int:
     ap.add_argument("--atom-steps", type=float, default=6e6, help="atom-steps timed per size (default 6e6)")
     ap.add_argument("--tip-params", default="3,3,3,3,3;30,30,30,30,30;57,57,57,57,57")
     ap.add_argument("--e2e-params", default="30,30,30,30,30;3,3,3,3,3;57,57,57,57,57;9,30,30,30,30")
+    ap.add_argument("--tip-temperatures", default="default,0",
+                    help="bath temperatures (K) of the tip comparison: 'default' (the protocol's 0.01 K) and/or numbers")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-lammps", action="store_true")
     ap.add_argument("--skip-tips", action="store_true")
@@ -181,10 +187,10 @@ def main(argv=None) -> int:
               f"{row.get('ratio', float('nan')):>6.2f} {row['ours']['peak_rss_mb']:>12.0f} "
               f"{lam.get('peak_rss_mb', float('nan')):>14.0f}", flush=True)
 
+    from cgsurrogate.simulate.protocol import Protocol
+
     parse = lambda text: [[float(v) for v in p.split(",")] for p in text.split(";")]  # noqa: E731
     if not args.skip_e2e:
-        from cgsurrogate.simulate.protocol import Protocol
-
         params = parse(args.e2e_params)
         with tempfile.TemporaryDirectory() as d:
             cmd = [sys.executable, "cli.py", "simulate", "--out", f"{d}/e2e", "--workers", str(args.workers),
@@ -211,16 +217,23 @@ def main(argv=None) -> int:
 
     if not args.skip_tips and have_lammps:
         params = parse(args.tip_params)
-        ours, lam = _child("tips", params, "ours"), _child("tips", params, "lammps")
-        a, b = np.asarray(ours["tips"]), np.asarray(lam["tips"])
-        node = np.linalg.norm(np.asarray(ours["last_positions"]) - np.asarray(lam["last_positions"]), axis=-1).max(-1)
-        res["tips"] = {"params": params, "ours": a.tolist(), "lammps": b.tolist(),
-                       "max_abs_diff_nm_per_run": np.abs(a - b).max(1).tolist(),
-                       "max_node_diff_last_frame_nm": node.tolist(), "seconds": [ours["seconds"], lam["seconds"]]}
-        print("\ntips at every frame, short protocol, matched settings (nm):")
-        for p, x, y, nd in zip(params, a, b, node):
-            print(f"  {p}: ours last {x[-1]:.2f}, LAMMPS last {y[-1]:.2f}, max |diff| over frames "
-                  f"{np.abs(x - y).max():.3f}, max node distance at the last frame {nd:.3f}")
+        res["tips"] = []
+        for temp in args.tip_temperatures.split(","):
+            t = None if temp.strip() == "default" else float(temp)
+            ours, lam = _child("tips", params, "ours", t), _child("tips", params, "lammps", t)
+            a, b = np.asarray(ours["tips"]), np.asarray(lam["tips"])
+            node = np.linalg.norm(np.asarray(ours["last_positions"]) - np.asarray(lam["last_positions"]),
+                                  axis=-1).max(-1)
+            res["tips"].append({"temperature_K": t if t is not None else Protocol.short().temperature,
+                                "params": params, "ours": a.tolist(), "lammps": b.tolist(),
+                                "max_abs_diff_nm_per_run": np.abs(a - b).max(1).tolist(),
+                                "max_node_diff_last_frame_nm": node.tolist(),
+                                "seconds": [ours["seconds"], lam["seconds"]]})
+            print(f"\ntips at every frame, short protocol, matched settings, bath {res['tips'][-1]['temperature_K']} K (nm):")
+            for p, x, y, nd in zip(params, a, b, node):
+                print(f"  {p}: ours last {x[-1]:.2f}, LAMMPS last {y[-1]:.2f}, max |diff| over frames "
+                      f"{np.abs(x - y).max():.3f} (frame {int(np.abs(x - y).argmax()) + 1}), max node distance at "
+                      f"the last frame {nd:.3f}", flush=True)
 
     if not args.skip_sweep_memory:
         m = [_child("sweep_memory", b) for b in (2, 8)]
