@@ -42,7 +42,8 @@ def _frames(root):
         d = load_run(run_path(root, r))
         n = d["positions"].shape[0]
         X.append(d["positions"]), P.append(np.broadcast_to(d["params"], (n, 5))), E.append(d["energies"].sum(1))
-        F.append(d["forces"]), rid += [r] * n
+        F.append(d["forces"])
+        rid += [r] * n
     return meta, np.concatenate(X), np.concatenate(P), np.concatenate(E), np.concatenate(F), np.array(rid)
 
 
@@ -134,6 +135,7 @@ def main(argv=None):
     ap.add_argument("--model", default="microtubule-invariant")
     ap.add_argument("--md-frames", type=int, default=12, help="protocol frames to integrate (12 = full run)")
     ap.add_argument("--md-runs", type=int, default=2, help="held-out runs driven through the protocol")
+    ap.add_argument("--relax-runs", type=int, default=6, help="held-out runs relaxed (each with both fields)")
     ap.add_argument("--skip-long", action="store_true", help="skip Tube(480,13,3)")
     ap.add_argument("--out", default=str(RESULTS / "potential"))
     args = ap.parse_args(argv)
@@ -189,7 +191,7 @@ def main(argv=None):
     full = float(meta["protocol"]["load"]) * np.asarray(meta.get("load_direction", [0, -1, 0]))
     load = np.zeros((spec.num_particles, 3))
     load[load_nodes] = full
-    for r in sorted(set(rid.tolist())):
+    for r in sorted(set(rid.tolist()))[: args.relax_runs]:
         i = np.where(rid == r)[0][len(np.where(rid == r)[0]) // 2]  # a mid-protocol frame
         t0 = time.perf_counter()
         xs, ns = _relax(model, P[i], X[i], free, load)
