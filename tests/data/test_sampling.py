@@ -57,3 +57,19 @@ def test_rerun_resumes_and_other_settings_are_refused(sampled, tiny_dataset):
         sample_dataset(tiny_dataset, out.parent / "x", kinds=("hot",))
     with pytest.raises(CGSurrogateError, match="itself a sampled dataset"):
         sample_dataset(out, out.parent / "y")
+
+
+def test_cli_sample_and_evaluate(tiny_dataset, tmp_path, capsys):
+    import json
+
+    from cgsurrogate import cli
+
+    out = tmp_path / "s"
+    assert cli.main(["sample", "--data", str(tiny_dataset), "--out", str(out), "--kinds", "perturb",
+                     "--runs-per-kind", "1", "--no-progress"]) == 0
+    assert cli.main(["sample", "--data", str(tiny_dataset), "--out", str(out), "--kinds", "hot"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--checkpoint", "microtubule-invariant", "--data", str(out),
+                     "--json", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["runs"] == 1 and m["force_cosine_median"] > 0.999 and m["energy_rel_error_median"] < 0.01
