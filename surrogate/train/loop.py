@@ -3,8 +3,12 @@ best-weights keeping and a resume that refuses changed settings.
 
 A *task* supplies what differs between models (see :class:`Task`): how to compute the loss of
 one batch, how to evaluate, which settings identify a run (data, split, loss weights, model
-configuration) and how to write its model file. :func:`fit` does the rest. The tasks live in
-:data:`TASKS` (``cgsurrogate.surrogate.train.registry``).
+configuration) and how to write its model file. :func:`fit` does the rest. Tasks today:
+:class:`cgsurrogate.surrogate.train.potential_task.PotentialTask` (the invariant potential). The
+GCN family (:func:`cgsurrogate.surrogate.train.gcn_trainer.train`, with its multigrid schedules
+and FLOP accounting) and the EGHN trainers (``dynamics_trainer.train_dynamics``, also used by the
+EGHN energy head) still run their own loops, with the same resume rule (settings compared,
+changes refused); moving them onto :func:`fit` as tasks is open (issue 11).
 
 Resume: with ``out_dir`` set, ``last.pt`` (every evaluation) holds weights, optimiser state, the
 loop's counters and the run's settings (:class:`TrainConfig` fields that shape the result plus
