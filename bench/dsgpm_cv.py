@@ -89,7 +89,7 @@ def run_fold(args, anns, folds):
         return score_methods(embedder, test, untrained)
 
     def on_fold(k, res):
-        res.update(load_before=load_before, load_after=_load(), settings=vars(args))
+        res.update(fold=args.fold, load_before=load_before, load_after=_load(), settings=vars(args))
         res.pop("train_paths")
         write_json_atomic(fold_dir / f"fold{args.fold}.json", res)
 
@@ -108,7 +108,9 @@ def summarise(args):
     for row in ROWS:
         table[row] = {pr: {m: fold_interval([r["test"][row][pr][m] for r in res]) for m in METRICS}
                       for pr in ("paper", "strict")}
-    summary = dict(folds=[r["fold"] for r in res], table=table,
+    gains = {pr: {m: fold_interval([r["test"]["DSGPM"][pr][m] - r["test"]["spectral clustering"][pr][m] for r in res])
+                  for m in METRICS} for pr in ("paper", "strict")}
+    summary = dict(folds=[r["fold"] for r in res], table=table, dsgpm_minus_spectral=gains,
                    selection=[r["selection"] for r in res], fit_seconds=[r["fit_seconds"] for r in res],
                    loads=[(r["load_before"], r["load_after"]) for r in res], settings=res[0]["settings"],
                    machine=platform.processor() or platform.machine(), cpus=os.cpu_count())
@@ -120,6 +122,10 @@ def summarise(args):
         txt = " ".join(f"{c['mean']:.3f} [{c['low']:.3f},{c['high']:.3f}]".rjust(22) for c in cells)
         ref = "%.2f/%.2f" % PAPER[row] if row in PAPER else "-"
         print(f"{row:20s} | {txt[:45]} | {txt[46:]} | {ref}")
+    g = gains
+    print("DSGPM - spectral (paired over folds): " + ", ".join(
+        f"{pr} {m} {g[pr][m]['mean']:+.3f} [{g[pr][m]['low']:+.3f},{g[pr][m]['high']:+.3f}]"
+        for pr in ("paper", "strict") for m in ("ami", "cut_f1")))
     for r in res:
         s = r["selection"]
         print(f"fold {r['fold']}: features {s['feature_set']} {s['feature_set_scores']}, epochs "
