@@ -421,7 +421,7 @@ def train_from_dataset(data_dir, model_name: str, out_dir, *, schedule: str = "a
         hierarchy = microtubule_hierarchy(levels=3)
     torch.manual_seed(seed)
     # input_skip: the strengths are constant over the nodes and L = A - D maps them to zero;
-    # without the skip a GCN never sees them (issue 13). paper_table passes input_skip=False.
+    # without the skip a GCN never sees them (issue 13). model_config={"input_skip": False} is the paper.
     model = build_model(model_name, hierarchy=hierarchy, in_features=data["X_train"].shape[-1],
                         **{"input_skip": True, **(model_config or {})})
     cfg = TrainConfig(epochs=epochs, batches_per_epoch=batches_per_epoch, batch_size=batch_size, lr=lr,
