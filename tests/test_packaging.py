@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDERS = ("core", "simulate", "data", "surrogate", "optimize")
+FOLDERS = ("core", "commands", "simulate", "data", "surrogate", "optimize")
 
 
 def _tree_packages():

@@ -26,6 +26,7 @@ import torch
 
 from cgsurrogate.core.errors import CGSurrogateError, InputFileError
 from cgsurrogate.surrogate.gcn.flops import forward_flops_by_level, training_step_flops
+from cgsurrogate.surrogate.train.loop import training_out_dir
 from cgsurrogate.surrogate.train.schedules import SCHEDULES, Schedule, multigrid_cycle
 
 LOG_COLUMNS = ("epoch", "forward_levels", "trained_levels", "train_loss", "val_nmse", "best_val_nmse",
@@ -171,11 +172,8 @@ def train(model, X_train: torch.Tensor, Y_train: torch.Tensor, X_val: torch.Tens
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_epoch, flops, best, best_epoch, history = 0, 0.0, float("inf"), -1, []
     best_state = None
-    out = Path(out_dir) if out_dir is not None else None
+    out = training_out_dir(out_dir)
     if out is not None:
-        if out.exists() and not out.is_dir():
-            raise CGSurrogateError(f"{out}: exists and is not a folder (the output folder of a training run)")
-        out.mkdir(parents=True, exist_ok=True)
         last = out / "last.pt"
         if last.is_file():
             ck = load_checkpoint(last)

@@ -133,6 +133,23 @@ def _differences(old, new, prefix="") -> list[str]:
     return [] if old == new else [f"{prefix[:-1]} ({old!r} -> {new!r})"]
 
 
+
+def training_out_dir(out_dir) -> Path | None:
+    """The output folder of a training run, created; ``None`` for none.
+
+    Raises
+    ------
+    CGSurrogateError
+        ``out_dir`` exists and is not a folder.
+    """
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CGSurrogateError(f"{out}: exists and is not a folder (the output folder of a training run)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
 def fit(model, task: Task, config: TrainConfig, out_dir=None, desc: str | None = None) -> dict:
     """Train ``model`` on ``task``; resumable (see the module docstring).
 
@@ -154,11 +171,8 @@ def fit(model, task: Task, config: TrainConfig, out_dir=None, desc: str | None =
     settings = _run_settings(config, task)
     start, history, best = 0, [], {"val": float("inf"), "epoch": -1, "metrics": None, "since": 0}
     best_state = copy.deepcopy(model.state_dict())
-    out = Path(out_dir) if out_dir is not None else None
+    out = training_out_dir(out_dir)
     if out is not None:
-        if out.exists() and not out.is_dir():
-            raise CGSurrogateError(f"{out}: exists and is not a folder (the output folder of a training run)")
-        out.mkdir(parents=True, exist_ok=True)
         last = out / "last.pt"
         if last.is_file():
             _, _, st = read_checkpoint(last, STATE_KIND)

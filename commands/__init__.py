@@ -1,0 +1,2 @@
+"""The command-line commands, one module per command (or family of commands); ``cli.py``
+assembles them into one parser."""
