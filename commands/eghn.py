@@ -61,6 +61,19 @@ def add_eghn_train(sub):
     p.add_argument("--clusters", type=int, default=None, help="EGHN clusters (default: M / 5 / 20; microtubule 24)")
     p.add_argument("--lambda-conn", type=finite_float, default=None,
                    help="weight of the connectivity loss (default 1; microtubule 0.1)")
+    p.add_argument("--clip-grad", type=finite_float, default=0.0,
+                   help="gradient-norm clip, 0 = off (default 0, as the EGHN authors' code)")
+    p.add_argument("--eval-every", type=int, default=5, help="validate every N epochs (default 5)")
+    p.add_argument("--patience", type=int, default=0,
+                   help="stop after N validations without improvement (0 = never; the authors use 50)")
+    p.add_argument("--weight-decay", type=finite_float, default=1e-12, help="Adam weight decay (default 1e-12)")
+    p.add_argument("--layers", type=int, default=4, help="MPNN/EGNN layers (default 4)")
+    p.add_argument("--layers-per-block", type=int, default=2, help="EGHN: EGNN layers per block (default 2)")
+    p.add_argument("--pool-layers", type=int, default=2, help="EGHN: EMMP layers inside each E-Pool (default 2)")
+    p.add_argument("--unpool-init", choices=["standard", "identity"], default="standard",
+                   help="EGHN: E-UnPool initialisation (default standard, PyTorch's)")
+    p.add_argument("--conn-norm", choices=["frobenius", "squared"], default="frobenius",
+                   help="EGHN: connectivity loss as the Frobenius norm (eq. 16, default) or its square")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="checkpoint .pt (best-validation weights; resumes when present); "
                                                 "microtubule: a folder for best.pt and train_state.pt (resume)")
@@ -79,6 +92,10 @@ def _run_eghn_train(args):
         raise CLIError("--epochs, --batch-size and --batches-per-epoch must be positive")
     if args.lr <= 0 or args.hidden < 1 or args.lambda_conn < 0 or args.cutoff_nm <= 0 or args.span < 1:
         raise CLIError("--lr, --hidden, --cutoff-nm and --span must be positive and --lambda-conn non-negative")
+    if min(args.eval_every, args.layers, args.layers_per_block, args.pool_layers) < 1:
+        raise CLIError("--eval-every, --layers, --layers-per-block and --pool-layers must be at least 1")
+    if args.patience < 0 or args.clip_grad < 0 or args.weight_decay < 0:
+        raise CLIError("--patience, --clip-grad and --weight-decay must be non-negative")
     if args.clusters is not None and args.clusters < 1:
         raise CLIError(f"--clusters {args.clusters}: must be at least 1")
     if args.data is not None and not Path(args.data).exists():
@@ -105,7 +122,10 @@ def _run_eghn_train(args):
     sources = [(args.top, t) for t in args.traj] if args.traj else None
     r = train_benchmark(args.task, args.model, args.out, data=args.data, sources=sources, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, clusters=args.clusters,
-                        lambda_conn=args.lambda_conn, seed=args.seed, span=args.span, cutoff_nm=args.cutoff_nm)
+                        lambda_conn=args.lambda_conn, seed=args.seed, span=args.span, cutoff_nm=args.cutoff_nm,
+                        clip_grad=args.clip_grad, eval_every=args.eval_every, patience=args.patience,
+                        weight_decay=args.weight_decay, n_layers=args.layers, layers_per_block=args.layers_per_block,
+                        pool_layers=args.pool_layers, unpool_init=args.unpool_init, conn_norm=args.conn_norm)
     print(f"{args.model} on {args.task}: best validation MSE {r['best_val_mse']:.5g} at epoch {r['best_epoch']}, "
           f"test MSE {r['test_mse']:.5g} ({r['n_train']}/{r['n_valid']}/{r['n_test']} samples); wrote {args.out}")
     return 0

@@ -85,7 +85,8 @@ def build_dynamics_model(name: str, in_node: int, edge_dim: int, local_edge_dim:
         return EGHN(in_node, edge_dim, local_edge_dim if local_edge_dim is not None else edge_dim, hidden,
                     list(n_clusters), layers_per_block=kw.get("layers_per_block", 2),
                     pool_layers=kw.get("pool_layers", 2), head=kw.get("head", "dynamics"),
-                    lambda_conn=kw.get("lambda_conn", 1.0), tanh=kw.get("tanh", False))
+                    lambda_conn=kw.get("lambda_conn", 1.0), tanh=kw.get("tanh", False),
+                    unpool_init=kw.get("unpool_init", "standard"), conn_norm=kw.get("conn_norm", "frobenius"))
     raise ValueError(f"unknown model {name!r}; choose from {MODEL_NAMES}")
 
 
@@ -340,10 +341,18 @@ def load_benchmark(task: str, data=None, sources=None, span: int = 15, cutoff_nm
 
 def train_benchmark(task: str, model_name: str, checkpoint, data=None, sources=None, epochs: int = 100,
                     batch_size: int = 50, lr: float = 5e-4, hidden: int = 64, clusters: int | None = None,
-                    lambda_conn: float = 1.0, seed: int = 0, span: int = 15, cutoff_nm: float = 1.0) -> dict:
+                    lambda_conn: float = 1.0, seed: int = 0, span: int = 15, cutoff_nm: float = 1.0,
+                    clip_grad: float = 1.0, eval_every: int = 5, patience: int = 0, weight_decay: float = 1e-12,
+                    n_layers: int = 4, layers_per_block: int = 2, pool_layers: int = 2,
+                    unpool_init: str = "standard", conn_norm: str = "frobenius") -> dict:
     """Train one model on a benchmark, keep the best-validation weights in ``checkpoint``, report test MSE.
 
     Re-running with the same checkpoint resumes (and extends to a larger ``epochs``).
+    ``clip_grad`` (0 = off), ``eval_every``, ``patience`` (validations without improvement before
+    stopping, 0 = never) and ``weight_decay`` go to :class:`TrainConfig`; ``n_layers`` is the depth
+    of MPNN/EGNN; ``layers_per_block``, ``pool_layers``, ``unpool_init`` and ``conn_norm`` shape
+    EGHN (see :class:`cgsurrogate.surrogate.equivariant.eghn.EGHN`). The EGHN authors' settings:
+    no clipping, validation every 5 epochs, patience 50.
 
     Returns
     -------
@@ -354,8 +363,11 @@ def train_benchmark(task: str, model_name: str, checkpoint, data=None, sources=N
     tr, va, te, dims = load_benchmark(task, data, sources, span, cutoff_nm)
     torch.manual_seed(seed)
     model = build_dynamics_model(model_name, dims["in_node"], dims["edge_dim"], dims["local_edge_dim"],
-                                 [clusters or dims["n_clusters"]], hidden=hidden, lambda_conn=lambda_conn)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+                                 [clusters or dims["n_clusters"]], hidden=hidden, n_layers=n_layers,
+                                 lambda_conn=lambda_conn, layers_per_block=layers_per_block, pool_layers=pool_layers,
+                                 unpool_init=unpool_init, conn_norm=conn_norm)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, clip_grad=clip_grad,
+                      eval_every=eval_every, patience=patience, weight_decay=weight_decay)
     r = train_dynamics(model, tr, va, te, cfg, lambda_conn=lambda_conn if model_name == "eghn" else 0.0,
                        checkpoint=checkpoint, dataset_info={"task": task, "data": str(data), "span": span,
                                                            "cutoff_nm": cutoff_nm})

@@ -119,3 +119,25 @@ def test_cli_generate_train_resume(tmp_path, capsys):
     bad.write_bytes(b"junk")
     with pytest.raises(ValueError, match="bad.pt"):
         load_dynamics_checkpoint(bad)
+
+
+def test_cli_eghn_options_reach_model_and_training(tmp_path):
+    """eghn-train's EGHN shape and training options (issue 13) end up in the model and its config."""
+    from cgsurrogate import cli
+    from cgsurrogate.surrogate.equivariant.eghn import EGHN
+    from cgsurrogate.surrogate.train.dynamics_trainer import load_dynamics_checkpoint, load_dynamics_model
+    data, ck = tmp_path / "mc.npz", tmp_path / "eghn.pt"
+    assert cli.main(["mcomplex", "--out", str(data), "--train", "6", "--valid", "3", "--test", "3"]) == 0
+    assert cli.main(["eghn-train", "--task", "mcomplex", "--data", str(data), "--model", "eghn", "--batch-size", "3",
+                     "--hidden", "8", "--epochs", "2", "--eval-every", "1", "--patience", "4", "--clip-grad", "0.5",
+                     "--layers-per-block", "1", "--pool-layers", "3", "--unpool-init", "identity",
+                     "--conn-norm", "squared", "--out", str(ck)]) == 0
+    st = load_dynamics_checkpoint(ck)
+    mc, tc = st["model_config"], st["train_config"]
+    assert (mc["layers_per_block"], mc["pool_layers"], mc["unpool_init"], mc["conn_norm"]) == (1, 3, "identity", "squared")
+    assert (tc["eval_every"], tc["patience"], tc["clip_grad"]) == (1, 4, 0.5)
+    model = load_dynamics_model(ck)
+    assert isinstance(model, EGHN) and model.conn_norm == "squared"
+    assert len(model.pools[0].layers) == 3 and len(model.enc[0]) == 1
+    assert cli.main(["eghn-train", "--task", "mcomplex", "--data", str(data), "--patience", "-1",
+                     "--out", str(tmp_path / "x.pt")]) == 2
