@@ -18,6 +18,7 @@ run). ``best.pt`` is the task's model file at the best evaluation so far.
 """
 from __future__ import annotations
 
+import abc
 import copy
 import time
 from dataclasses import asdict, dataclass
@@ -80,7 +81,7 @@ class TrainConfig:
         return self
 
 
-class Task:
+class Task(abc.ABC):
     """What one kind of training supplies to :func:`fit` (subclass it).
 
     Attributes
@@ -92,21 +93,21 @@ class Task:
     name = "task"
     num_train = 0
 
+    @abc.abstractmethod
     def loss(self, model, idx: torch.Tensor) -> torch.Tensor:
         """Scalar loss of the training samples ``idx`` [batch_size] (differentiable)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def evaluate(self, model) -> dict:
         """Validation metrics; key ``"val"`` (lower is better) drives best/early stopping."""
-        raise NotImplementedError
 
     def settings(self) -> dict:
         """Plain dict identifying the run (data, split, loss weights, model config)."""
         return {}
 
+    @abc.abstractmethod
     def save_model(self, path: Path, model, metrics: dict) -> None:
         """Write the task's model file (``best.pt``)."""
-        raise NotImplementedError
 
 
 def batch_indices(num: int, epoch: int, seed: int, steps: int, batch_size: int) -> torch.Tensor:
