@@ -20,6 +20,7 @@ against this contract, in the spirit of TorchSim's ``validate_model_outputs`` an
 """
 from __future__ import annotations
 
+import abc
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.core.system_spec import SystemSpec
 
 
-class EnergyModel(nn.Module):
+class EnergyModel(nn.Module, metaclass=abc.ABCMeta):
     """Base class of every energy model: input checks, dtypes and devices; subclasses do the math.
 
     Parameters
@@ -64,6 +65,7 @@ class EnergyModel(nn.Module):
         self.system_spec = SystemSpec.from_dict(system_spec, where=type(self).__name__)
 
     # ---- what a subclass implements -------------------------------------------------------------
+    @abc.abstractmethod
     def energy_per_particle(self, positions: torch.Tensor, params: torch.Tensor,
                             velocities: torch.Tensor | None) -> torch.Tensor:
         """Per-particle energies ``[B, N]`` kJ/mol (differentiable in ``positions``).
@@ -73,7 +75,6 @@ class EnergyModel(nn.Module):
         [B, N, 3]`` nm/ps or None (None unless ``takes_velocities``), all finite, in
         ``compute_dtype`` (or the caller's floating dtype). Never modify them in place.
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement energy_per_particle")
 
     # ---- the contract ---------------------------------------------------------------------------
     @property

@@ -22,26 +22,14 @@ def test_loads_by_name_and_passes_the_contract(shipped):
     validate_energy_model(load_surrogate("microtubule-invariant"))  # float32 weights
 
 
-def _relax(energy, params, x0, load, free, iters=500):
-    from scipy.optimize import minimize
+def _relax(energy, params, x0, topo, load_force):
+    """The project's relaxation (fine stage, SciPy L-BFGS-B) with the first two rings clamped and
+    ``load_force`` along -y on each particle of the last two rings; positions [N, 3] nm."""
+    from cgsurrogate.optimize import relax
 
-    p = torch.as_tensor(params, dtype=torch.float64)[None]
-    L = torch.as_tensor(load)
-
-    def fg(y):
-        x = torch.as_tensor(x0.copy())
-        x[free] = torch.as_tensor(y.reshape(-1, 3))
-        x.requires_grad_(True)
-        e, _ = energy(x[None], p)
-        e = e.sum() - (L * x).sum()
-        (g,) = torch.autograd.grad(e, x)
-        return float(e), g[free].numpy().ravel()
-
-    res = minimize(fg, x0[free].ravel(), jac=True, method="L-BFGS-B",
-                   options={"maxiter": iters, "maxfun": 2 * iters, "ftol": 1e-15, "gtol": 1e-9})
-    x = x0.copy()
-    x[free] = res.x.reshape(-1, 3)
-    return x
+    r = relax(energy, params, x0, schedule="fine", tol=1e-4, max_evals=3000, progress=False,
+              clamp_nodes=topo.ring_nodes([0, 1]), load_nodes=topo.ring_nodes([-2, -1]), load_force=load_force)
+    return r.positions
 
 
 def test_relax_off_grid_strengths_ends_near_the_exact_minimum(shipped):
@@ -54,13 +42,12 @@ def test_relax_off_grid_strengths_ends_near_the_exact_minimum(shipped):
     topo = tube_topology(Tube(12, 13, 3))
     model, exact = shipped.for_topology(topo), TrueEnergy(topo)
     n = topo.num_nodes
-    free = np.ones(n, bool)
-    free[topo.ring_nodes([0, 1])] = False
     load = np.zeros((n, 3))
     load[topo.ring_nodes([-2, -1]), 1] = -20 * LOAD_FORCE_KJMOL_NM
     params = [12.0, 40.0, 22.0, 15.0, 44.0]
     x0 = topo.positions
-    xs, xe = _relax(model, params, x0, load, free), _relax(exact, params, x0, load, free)
+    f = 20 * LOAD_FORCE_KJMOL_NM
+    xs, xe = _relax(model, params, x0, topo, f), _relax(exact, params, x0, topo, f)
     p = torch.tensor([params], dtype=torch.float64)
 
     def true_objective(x):

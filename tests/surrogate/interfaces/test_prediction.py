@@ -278,6 +278,6 @@ def test_predict_refuses_cuda_without_cuda(xyz):
     from cgsurrogate.core.errors import CGSurrogateError
 
     if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+        pytest.skip("this machine has CUDA, so the error for a missing CUDA device cannot occur here")
     with pytest.raises(CGSurrogateError, match="CUDA is not available"):
         predict("reference", xyz, device="cuda", progress=False)
