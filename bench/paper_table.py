@@ -72,11 +72,11 @@ def _job(job: dict) -> dict:
     hier = microtubule_hierarchy(3)
     torch.manual_seed(job["seed"])
     model = build_model(job["model"], hierarchy=hier)
-    cfg = TrainConfig(epochs=job["epochs"], batches_per_epoch=job["batches_per_epoch"], seed=job["seed"],
-                      schedule=job["schedule"])
+    cfg = TrainConfig(epochs=job["epochs"], steps_per_epoch=job["batches_per_epoch"], seed=job["seed"])
     t0 = time.perf_counter()
     res = train(model, data["X_train"], data["Y_train"], data["X_val"], data["Y_val"], cfg, job["dir"],
-                normalizer=data["normalizer"], hierarchy=hier, dataset_info=data["dataset_info"],
+                schedule=job["schedule"], normalizer=data["normalizer"], hierarchy=hier,
+                dataset_info=data["dataset_info"], system_spec=data["system_spec"],
                 progress=job["progress"], desc=f"{job['model']} {job['schedule']} s{job['seed']}",
                 device=job["device"])
     return {"model": job["model"], "schedule": job["schedule"], "seed": job["seed"],

@@ -1,7 +1,4 @@
-"""Command-line parser and handler of the ``cgmap`` command: learned coarse-grained mappings of molecules.
-
-Each ``add_*`` builds a subparser and sets ``func``; handlers import the library lazily so that
-``cgsurrogate --help`` stays fast."""
+"""Command-line parser and handler of the ``cgmap`` command: learned coarse-grained mappings of molecules."""
 from __future__ import annotations
 
 import os

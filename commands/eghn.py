@@ -1,7 +1,4 @@
-"""Command-line parser and handler of the EGHN commands: ``mcomplex`` data, ``eghn-train`` and ``protein-md``.
-
-Each ``add_*`` builds a subparser and sets ``func``; handlers import the library lazily so that
-``cgsurrogate --help`` stays fast."""
+"""Command-line parser and handler of the EGHN commands: ``mcomplex`` data, ``eghn-train`` and ``protein-md``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -76,7 +73,7 @@ def add_eghn_train(sub):
                    help="EGHN: connectivity loss as the Frobenius norm (eq. 16, default) or its square")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="checkpoint .pt (best-validation weights; resumes when present); "
-                                                "microtubule: a folder for best.pt and train_state.pt (resume)")
+                                                "microtubule: a folder for best.pt and last.pt (resume)")
     p.set_defaults(func=_run_eghn_train)
 
 
@@ -104,7 +101,7 @@ def _run_eghn_train(args):
         input_file(t, "--top/--traj")
     (output_dir if mt else output_file)(args.out, "--out")
     if mt:
-        from cgsurrogate.surrogate.equivariant.energy_head import train_microtubule_energy
+        from cgsurrogate.surrogate.train.energy_head_training import train_microtubule_energy
 
         if args.model != "eghn":
             raise CLIError("--task microtubule trains the EGHN energy head; use --model eghn")

@@ -1,7 +1,4 @@
-"""Command-line parser and handler of the ``evaluate`` command: errors of a trained checkpoint on a dataset.
-
-Each ``add_*`` builds a subparser and sets ``func``; handlers import the library lazily so that
-``cgsurrogate --help`` stays fast."""
+"""Command-line parser and handler of the ``evaluate`` command: errors of a trained checkpoint on a dataset."""
 from __future__ import annotations
 
 from cgsurrogate.commands.arguments import CLIError

@@ -1,7 +1,4 @@
-"""Command-line parser and handler of the ``hierarchy`` command: graph hierarchies and LGDD prolongations.
-
-Each ``add_*`` builds a subparser and sets ``func``; handlers import the library lazily so that
-``cgsurrogate --help`` stays fast."""
+"""Command-line parser and handler of the ``hierarchy`` command: graph hierarchies and LGDD prolongations."""
 from __future__ import annotations
 
 

@@ -1,7 +1,4 @@
-"""Command-line parser and handler of the ``predict`` command: energies and forces of configurations in a file.
-
-Each ``add_*`` builds a subparser and sets ``func``; handlers import the library lazily so that
-``cgsurrogate --help`` stays fast."""
+"""Command-line parser and handler of the ``predict`` command: energies and forces of configurations in a file."""
 from __future__ import annotations
 
 from cgsurrogate.commands.arguments import CLIError, strength_params, input_file, output_file

@@ -1,7 +1,4 @@
-"""Command-line parser and handler of the ``relax`` command: coarse-to-fine relaxation.
-
-Each ``add_*`` builds a subparser and sets ``func``; handlers import the library lazily so that
-``cgsurrogate --help`` stays fast."""
+"""Command-line parser and handler of the ``relax`` command: coarse-to-fine relaxation."""
 from __future__ import annotations
 
 from cgsurrogate.commands.arguments import CLIError, finite_float, strength_params, input_file, output_dir

@@ -1,7 +1,4 @@
-"""Command-line parser and handler of the ``sample`` command: labelled configurations beyond the protocol frames.
-
-Each ``add_*`` builds a subparser and sets ``func``; handlers import the library lazily so that
-``cgsurrogate --help`` stays fast."""
+"""Command-line parser and handler of the ``sample`` command: labelled configurations beyond the protocol frames."""
 from __future__ import annotations
 
 

@@ -58,6 +58,7 @@ def read_checkpoint(path, kind: str | Iterable[str], max_version: int = 1,
         a newer format version. One line naming the file.
     """
     import pickle
+    import struct
     import zipfile
 
     import torch
@@ -69,7 +70,7 @@ def read_checkpoint(path, kind: str | Iterable[str], max_version: int = 1,
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
-            AttributeError, TypeError, KeyError, IndexError):
+            AttributeError, TypeError, KeyError, IndexError, struct.error):
         raise InputFileError(f"{path}: corrupt or not a cgsurrogate file (cannot read it as a checkpoint)") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT_TAG or "payload" not in obj:
         raise InputFileError(f"{path}: not a cgsurrogate checkpoint (no '{FORMAT_TAG}' format tag)")

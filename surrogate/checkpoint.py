@@ -133,7 +133,7 @@ def save_checkpoint(path, model, normalizer, hierarchy, *, dataset_info: dict, m
 
     Returns
     -------
-    Path of the written file.
+    Path of the checkpoint written.
 
     Raises
     ------

@@ -1,13 +1,11 @@
-"""Training DSGPM on annotated mappings, with the epoch selected on validation molecules.
+"""Training DSGPM on annotated mappings, with the epoch selected on validation molecules, as a task
+of the project's one training loop (:func:`cgsurrogate.surrogate.train.loop.fit`).
 
-Why this loop is not the project's trainer (:mod:`cgsurrogate.surrogate.train`): that
-trainer regresses per-node targets (energies, positions) with an MSE-type loss over
-tensor datasets and keeps the checkpoint with the lowest validation loss. DSGPM learns a
-metric: its loss is the cut-triplet + non-cut-pair loss over bonds of molecules of varying
-size batched as one disjoint graph (:class:`cgsurrogate.surrogate.cgmap.features.MolBatch`),
-and its selection score is not a loss at all but the agreement (AMI, cut F1) of spectral
-partitions of the learned affinity with expert mappings, computed with numpy per
-molecule. Neither the batches nor the selection fit the regression trainer's contract.
+:class:`DSGPMTask` supplies the cut-triplet + non-cut-pair loss (eq. 8) over batches of molecules
+(one disjoint graph, :class:`cgsurrogate.surrogate.cgmap.features.MolBatch`) and, as the validation
+metric, minus the selection score (AMI and cut F1 of spectral partitions of the learned affinity
+against the expert mappings of the validation molecules), so the loop's "lower is better" keeps
+the epoch with the best agreement. Epochs are passes over the training molecules.
 
 Every choice made here (the epoch) uses only the ``train`` and ``val`` annotations it is
 given; nested cross-validation (:mod:`cgsurrogate.surrogate.cgmap.nested_cv`) passes it
@@ -20,6 +18,7 @@ import time
 import numpy as np
 
 from cgsurrogate.surrogate.cgmap.features import collate, prepare_graph
+from cgsurrogate.surrogate.train.loop import Task, TrainConfig, fit
 
 __all__ = ["torch_embedder", "train_dsgpm"]
 
@@ -33,70 +32,99 @@ def torch_embedder(model):
                                       for m in models])
 
 
+class DSGPMTask(Task):
+    """DSGPM on annotated molecules for :func:`cgsurrogate.surrogate.train.loop.fit`.
+
+    Parameters
+    ----------
+    prepared : list of prepared training graphs (``prepare_graph(graph, labels, feature_set=...)``)
+    val : list of HAMAnnotation or None
+        Validation annotations; without them every evaluation "improves" (the metric is minus the
+        epoch), so the last epoch is kept.
+    scorer : callable ``scorer(embedder, val) -> float`` (higher is better)
+    margin, pair_weight : alpha and lambda of the loss (eq. 8)
+    """
+
+    name = "dsgpm"
+
+    def __init__(self, prepared, val, scorer, margin: float = 1.0, pair_weight: float = 0.1):
+        self.prepared, self.val, self.scorer = prepared, val, scorer
+        self.num_train = len(prepared)
+        self.margin, self.pair_weight = float(margin), float(pair_weight)
+        self._sums, self._n, self._t0, self._epoch = np.zeros(3), 0, 0.0, 0
+
+    def begin_epoch(self, model, epoch):
+        self._sums, self._n, self._t0, self._epoch = np.zeros(3), 0, time.perf_counter(), epoch
+        return None
+
+    def loss(self, model, idx):
+        from cgsurrogate.surrogate.cgmap.network import dsgpm_loss
+
+        batch = collate([self.prepared[i] for i in idx.tolist()]).torch()
+        loss, lt, lp = dsgpm_loss(model(batch), batch, self.margin, self.pair_weight)
+        self._sums += (loss.item(), lt.item(), lp.item())
+        self._n += 1
+        return loss, loss.item()
+
+    def evaluate(self, model) -> dict:
+        out = {"seconds": time.perf_counter() - self._t0, "loss": self._sums[0] / max(self._n, 1),
+               "triplet": self._sums[1] / max(self._n, 1), "pair": self._sums[2] / max(self._n, 1)}
+        if not self.val:
+            return {"val": -float(self._epoch), **out}
+        score = float(self.scorer(torch_embedder(model), self.val))
+        return {"val": -score, "val_score": score, **out}
+
+    def settings(self) -> dict:
+        return {"margin": self.margin, "pair_weight": self.pair_weight}
+
+    def save_model(self, path, model, metrics):
+        from cgsurrogate.surrogate.cgmap.checkpoint import save_dsgpm
+
+        save_dsgpm(path, model, {"metrics": {k: v for k, v in metrics.items() if k != "val"}})
+
+
 def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: float = 1e-3,
                 margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0, eval_every: int = 1,
                 model_config: dict | None = None, scorer=None, progress: bool = False):
-    """Train DSGPM (Adam) on annotations; keep the epoch with the best validation score.
+    """Train DSGPM (Adam, the one loop) on annotations; keep the epoch with the best validation score.
 
     Parameters
     ----------
     train : list of HAMAnnotation
     val : list of HAMAnnotation, optional
         Validation annotations (other molecules than ``train``; never a test fold).
-    epochs, batch_size, lr : Adam settings (batch = molecules per step)
+    epochs, batch_size, lr : Adam settings (batch = molecules per step; an epoch is one pass)
     margin, pair_weight : alpha and lambda of the loss (eq. 8)
-    seed : int  initialisation and shuffling
-    eval_every : int  validate every this many epochs (and at the last)
+    seed : int  initialisation and the order of the molecules
+    eval_every : int  validate at epoch 0, every this many epochs and at the last
     model_config : dict, optional  :class:`DSGPM` keyword arguments
     scorer : callable, optional
         ``scorer(embedder, val) -> float`` (higher is better); default: paper-protocol mean of
         AMI and cut F1 (:func:`cgsurrogate.surrogate.cgmap.metrics.selection_score`).
-    progress : bool  print one line per validation
+    progress : bool  a progress bar over epochs
 
     Returns
     -------
     model : DSGPM (eval mode; the best validation state if ``val`` is given, else the last)
-    history : list of dict per epoch: epoch, loss, triplet, pair, seconds, val_score (when validated), selected.
+    history : list of dict per evaluated epoch (0-based ``epoch``): loss, triplet, pair (mean
+        training losses of that epoch), seconds (its training time), val_score (when ``val``),
+        selected (the epoch kept).
     """
     import torch
 
-    from cgsurrogate.surrogate.cgmap.network import DSGPM, dsgpm_loss
+    from cgsurrogate.surrogate.cgmap.network import DSGPM
 
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model = DSGPM(**(model_config or {}))
     fs = model.config["feature_set"]
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
     prepared = [prepare_graph(a.graph, a.labels, feature_set=fs) for a in train]
     if scorer is None and val:
         from cgsurrogate.surrogate.cgmap.metrics import selection_score as scorer
-    history, best_score, best_state, best_epoch = [], -np.inf, None, 0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
-        order = rng.permutation(len(prepared))
-        sums = np.zeros(3)
-        nb = 0
-        for s in range(0, len(order), batch_size):
-            batch = collate([prepared[i] for i in order[s:s + batch_size]]).torch()
-            loss, lt, lp = dsgpm_loss(model(batch), batch, margin, pair_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sums += (loss.item(), lt.item(), lp.item())
-            nb += 1
-        rec = dict(epoch=epoch, loss=sums[0] / nb, triplet=sums[1] / nb, pair=sums[2] / nb,
-                   seconds=time.perf_counter() - t0)
-        if val and (epoch % eval_every == 0 or epoch == epochs):
-            rec["val_score"] = float(scorer(torch_embedder(model), val))
-            if rec["val_score"] > best_score:
-                best_score, best_epoch = rec["val_score"], epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if progress:
-                print(f"  epoch {epoch}: loss {rec['loss']:.4f} val {rec['val_score']:.4f}", flush=True)
-        history.append(rec)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    task = DSGPMTask(prepared, val, scorer, margin, pair_weight)
+    cfg = TrainConfig(epochs=epochs, steps_per_epoch=0, batch_size=batch_size, lr=lr, eval_every=eval_every,
+                      seed=seed, progress=progress)
+    res = fit(model, task, cfg, desc="dsgpm")
+    history = [{k: v for k, v in h.items() if k not in ("val", "train_loss", "wall_s")} for h in res["history"]]
     for rec in history:
-        rec["selected"] = rec["epoch"] == (best_epoch if best_state is not None else epochs)
+        rec["selected"] = rec["epoch"] == res["best_epoch"]
     return model.eval(), history

@@ -11,7 +11,8 @@ same NMSE the GPCN trainer reports.
 per-node [B, N] kJ/mol), so optimisers and calculators accept it like a GPCN surrogate.
 
 A trained model is saved as an ordinary surrogate checkpoint (``cgsurrogate.surrogate.checkpoint``, model name
-``"eghn-energy"``) by :func:`save_energy_checkpoint` or :func:`train_microtubule_energy`, and
+``"eghn-energy"``) by :func:`save_energy_checkpoint` (training:
+``cgsurrogate.surrogate.train.energy_head_training.train_microtubule_energy``), and
 ``cgsurrogate.surrogate.interfaces.energy_function.load_surrogate(path)`` returns it as an :class:`EGHNMicrotubuleEnergy`
 ready for the ASE calculator, the OpenMM force and the prediction API.
 """
@@ -27,11 +28,10 @@ from cgsurrogate.core.energy_model import EnergyModel
 from cgsurrogate.core.system_spec import SystemSpec
 from cgsurrogate.surrogate.equivariant.message_passing import collate_graphs
 
-PARAM_COLS = slice(6, 11)
+#: Position and velocity columns in front of the parameters in a raw feature row [6 + P].
+POS_VEL = 6
 #: ``model_name`` of an EGHN energy checkpoint.
 MODEL_NAME = "eghn-energy"
-#: Number of strength parameters (``cgsurrogate.simulate.microtubule.PARAM_NAMES``).
-NUM_PARAMS = 5
 
 
 def two_hop_edge_index(bonds: np.ndarray, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,24 +64,26 @@ class MicrotubuleGraphs:
         self.local_edge_index = torch.cat([b, b.flip(0)], 1)
         self.local_edge_attr = torch.ones(self.local_edge_index.shape[1], 1)
         self.normalizer = normalizer
+        #: Number of system parameters P (the feature width of the normaliser minus positions and velocities).
+        self.num_params = int(normalizer.x_mean.shape[-1]) - POS_VEL
 
     def graph(self, x: torch.Tensor, y_norm: torch.Tensor | None = None) -> dict:
         """One frame.
 
         Parameters
         ----------
-        x : Tensor [N, 11]  raw features (positions nm, velocities nm/ps, strengths zJ)
+        x : Tensor [N, 6 + P]  raw features (positions nm, velocities nm/ps, the P parameters)
         y_norm : Tensor [N, 1], optional  normalised per-node energy
         """
         nx = self.normalizer.normalize_x(x.to(torch.float64).unsqueeze(0))[0].to(x.dtype)
         vel = x[:, 3:6]
-        h = torch.cat([nx[:, PARAM_COLS], vel.norm(dim=1, keepdim=True)], 1)
+        h = torch.cat([nx[:, POS_VEL:], vel.norm(dim=1, keepdim=True)], 1)
         return dict(pos=x[:, :3], vel=vel, h=h, edge_index=self.edge_index, edge_attr=self.edge_attr,
                     local_edge_index=self.local_edge_index, local_edge_attr=self.local_edge_attr,
                     target=y_norm)
 
     def graphs(self, X: torch.Tensor, Y: torch.Tensor) -> list[dict]:
-        """Graphs of a stack of frames ``X`` [M, N, 11] with raw energies ``Y`` [M, N, 1] (kJ/mol)."""
+        """Graphs of a stack of frames ``X`` [M, N, 6 + P] with raw energies ``Y`` [M, N, 1] (kJ/mol)."""
         Yn = self.normalizer.normalize_y(Y.to(torch.float64)).to(torch.float32)
         return [self.graph(X[i].float(), Yn[i]) for i in range(X.shape[0])]
 
@@ -98,7 +100,7 @@ class EGHNMicrotubuleEnergy(EnergyModel):
         Plain-python description (model name, units, dataset, metrics), set by ``load_surrogate``.
     system_spec : SystemSpec or dict, optional
         The system (checkpoints carry it); default a minimal spec of ``builder.n`` particles and
-        ``NUM_PARAMS`` parameters.
+        ``builder.num_params`` parameters.
 
     Notes
     -----
@@ -115,11 +117,14 @@ class EGHNMicrotubuleEnergy(EnergyModel):
     translation_invariant = True
 
     def __init__(self, model: nn.Module, builder: MicrotubuleGraphs, info: dict | None = None, system_spec=None):
-        super().__init__(system_spec if system_spec is not None else SystemSpec.minimal(int(builder.n), NUM_PARAMS))
+        super().__init__(system_spec if system_spec is not None
+                         else SystemSpec.minimal(int(builder.n), builder.num_params))
         if getattr(model, "energy_head", None) is None:
             raise ValueError("EGHNMicrotubuleEnergy needs an EGHN built with head='energy'")
         if self.num_nodes != int(builder.n):
             raise ValueError(f"system spec has {self.num_nodes} particles, the graphs {builder.n}")
+        if self.num_params != builder.num_params:
+            raise ValueError(f"system spec has {self.num_params} parameters, the normaliser {builder.num_params}")
         self.model, self.builder = model, builder
         self.info = dict(info or {})
 
@@ -136,7 +141,7 @@ class EGHNMicrotubuleEnergy(EnergyModel):
         Parameters
         ----------
         positions : Tensor [B, N, 3], nm
-        params : Tensor [B, 5], zJ (order ``cgsurrogate.simulate.microtubule.PARAM_NAMES``)
+        params : Tensor [B, P], in the units and order of ``system_spec.param_names``
         velocities : Tensor [B, N, 3], nm/ps, or None (zeros)
         """
         B, N = positions.shape[0], positions.shape[1]
@@ -218,75 +223,3 @@ def energy_from_checkpoint(ckpt: dict, info: dict | None = None) -> EGHNMicrotub
     except RuntimeError as exc:
         raise ValueError(f"checkpoint weights do not fit model {MODEL_NAME!r}: {str(exc).splitlines()[0]}") from None
     return energy.eval()
-
-
-def train_microtubule_energy(data, out, *, epochs: int = 20, batches_per_epoch: int | None = 20,
-                             batch_size: int = 8, hidden: int = 32, n_clusters: int = 24, layers_per_block: int = 2,
-                             pool_layers: int = 1, lr: float = 1e-3, lambda_conn: float = 0.1, seed: int = 0,
-                             val_fraction: float = 0.2, max_val_samples: int | None = 48, device: str = "cpu",
-                             progress: bool = True) -> dict:
-    """Train the EGHN energy head on a microtubule dataset and write a surrogate checkpoint.
-
-    Same split by run and normaliser as the GPCN trainer (``cgsurrogate.data.microtubule.load_microtubule_splits``);
-    the loss is the per-node NMSE plus ``lambda_conn`` times the connectivity loss; the weights kept
-    are those of the best validation epoch. Defaults are the reduced preset of ``bench/eghn_tables.py``.
-
-    Parameters
-    ----------
-    data : path of the dataset folder (``metadata.json``, ``runs/``)
-    out : path of the output folder: ``best.pt`` (the checkpoint, load with
-        ``cgsurrogate.surrogate.interfaces.energy_function.load_surrogate``) and ``train_state.pt`` (training state; a
-        re-run with the same ``out`` resumes and extends to a larger ``epochs``)
-    epochs, batches_per_epoch, batch_size, lr, seed : optimisation (batches of frames of N particles)
-    hidden, n_clusters, layers_per_block, pool_layers, lambda_conn : EGHN architecture and loss
-    val_fraction : fraction of runs held out for validation
-    max_val_samples : int, optional
-        Validate on this many evenly spaced validation frames (all when None).
-    device : torch device for training
-    progress : show a tqdm bar
-
-    Returns
-    -------
-    dict
-        ``checkpoint`` (Path of ``best.pt``), ``best_val_nmse``, ``best_epoch``, ``epochs_run``,
-        ``n_train``, ``n_val`` (frames), ``params`` (weights count).
-    """
-    from cgsurrogate.data.microtubule import load_microtubule_splits
-    from cgsurrogate.simulate.microtubule import tube_system_spec
-    from cgsurrogate.surrogate.checkpoint import dataset_fingerprint, parameter_ranges
-    from cgsurrogate.surrogate.train.dynamics_trainer import TrainConfig, build_dynamics_model, train_dynamics
-
-    if min(epochs, batch_size, hidden, n_clusters) < 1:
-        raise ValueError("epochs, batch_size, hidden and n_clusters must be positive")
-    out = Path(out)
-    tr, va, norm = load_microtubule_splits(data, val_fraction, seed)
-    if va is None:
-        raise ValueError(f"{data}: needs at least two runs to hold one out for validation")
-    X, Y = tr.tensors()
-    Xv, Yv = va.tensors()
-    info = dataset_fingerprint(data, tr.run_ids + va.run_ids)
-    info.update({"parameter_ranges": parameter_ranges(X), "train_ids": list(tr.run_ids), "val_ids": list(va.run_ids),
-                 "val_fraction": float(val_fraction), "split_seed": int(seed),
-                 "units": dict(tr.metadata.get("units", {}))})
-    if max_val_samples and Xv.shape[0] > max_val_samples:
-        idx = np.linspace(0, Xv.shape[0] - 1, max_val_samples).round().astype(int)
-        Xv, Yv = Xv[idx], Yv[idx]
-    builder = MicrotubuleGraphs(tr.topology.bonds, tr.num_nodes, norm)
-    G, Gv = builder.graphs(X, Y), builder.graphs(Xv, Yv)
-    del X, Y
-    torch.manual_seed(seed)
-    model = build_dynamics_model("eghn", 6, 1, 1, [n_clusters], hidden=hidden, layers_per_block=layers_per_block,
-                                 pool_layers=pool_layers, head="energy", lambda_conn=lambda_conn)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=1, seed=seed, device=device)
-    r = train_dynamics(model, G, Gv, None, cfg, lambda_conn=lambda_conn, checkpoint=out / "train_state.pt",
-                       progress=progress, dataset_info=info, task="energy", batches_per_epoch=batches_per_epoch,
-                       eval_batch_size=batch_size)
-    energy = EGHNMicrotubuleEnergy(model.cpu().eval(), builder, system_spec=tube_system_spec(tr.topology))
-    metrics = {"best_val_nmse": float(r["best_val_mse"]), "best_epoch": int(r["best_epoch"]),
-               "epochs_run": int(r["epochs_run"]), "n_train": len(G), "n_val": len(Gv),
-               "params": int(sum(x.numel() for x in model.parameters())),
-               "train_config": {"epochs": epochs, "batches_per_epoch": batches_per_epoch, "batch_size": batch_size,
-                                "lr": lr, "lambda_conn": lambda_conn, "seed": seed}}
-    path = save_energy_checkpoint(out / "best.pt", energy, dataset_info=info, metrics=metrics)
-    return {"checkpoint": path, "best_val_nmse": metrics["best_val_nmse"], "best_epoch": metrics["best_epoch"],
-            "epochs_run": metrics["epochs_run"], "n_train": len(G), "n_val": len(Gv), "params": metrics["params"]}

@@ -344,7 +344,7 @@ def write_predictions(path, result: dict, model_name: str = "", system_spec=None
 
     Returns
     -------
-    Path
+    Path of the file written.
 
     Raises
     ------

@@ -1,14 +1,16 @@
-"""Training of the GCN-family surrogates (paper sec. 4.1 and 4.3).
+"""Training of the GCN-family surrogates (paper sec. 4.1 and 4.3) as a task of the project's one
+training loop (:func:`cgsurrogate.surrogate.train.loop.fit`).
 
 Protocol (sec. 4.1): Adam with default hyper-parameters (lr 1e-3, betas 0.9/0.999), batch
 size 8, epochs of 20 batches (the paper runs 1000 epochs), loss = mean squared error of the
 normalised per-node energy. Splits and batches depend only on the seed, so every model sees
 the same training/validation runs and the same batches: epoch ``e`` draws its 20 x 8 sample
-indices from a permutation seeded by ``(seed, e)``. After each epoch the validation NMSE
-(mean squared error on normalised targets over the validation set) and its minimum so far
-are logged to ``log.csv`` together with the FLOPs charged so far (see :mod:`cgsurrogate.surrogate.gcn.flops`).
-``last.pt`` (every epoch) holds everything needed to resume; ``best.pt`` holds the weights
-with the lowest validation NMSE. Both are :mod:`cgsurrogate.surrogate.checkpoint` files.
+indices from a permutation seeded by ``(seed, e)`` (``loop.epoch_batches``). After each epoch the
+validation NMSE (mean squared error on normalised targets over the validation set) and its
+minimum so far are logged to ``log.csv`` together with the FLOPs charged so far (see
+:mod:`cgsurrogate.surrogate.gcn.flops`). ``last.pt`` (every epoch) is a surrogate checkpoint of the
+current weights that also holds everything needed to resume; ``best.pt`` holds the weights with the
+lowest validation NMSE. Both are :mod:`cgsurrogate.surrogate.checkpoint` files.
 
 Schedules (sec. 4.3): see :mod:`cgsurrogate.surrogate.train.schedules`; evaluation of a saved
 checkpoint: :mod:`cgsurrogate.surrogate.train.evaluation`.
@@ -17,58 +19,17 @@ from __future__ import annotations
 
 import csv
 import os
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cgsurrogate.core.errors import CGSurrogateError, InputFileError
 from cgsurrogate.surrogate.gcn.flops import forward_flops_by_level, training_step_flops
-from cgsurrogate.surrogate.train.loop import training_out_dir
+from cgsurrogate.surrogate.train.loop import Task, TrainConfig, epoch_batches, fit
 from cgsurrogate.surrogate.train.schedules import SCHEDULES, Schedule, multigrid_cycle
 
 LOG_COLUMNS = ("epoch", "forward_levels", "trained_levels", "train_loss", "val_nmse", "best_val_nmse",
                "flops", "wall_s")
-
-
-@dataclass
-class TrainConfig:
-    """Training hyper-parameters (defaults: the paper's protocol except the epoch count).
-
-    Attributes
-    ----------
-    epochs : int            total epochs (paper: 1000)
-    batches_per_epoch : int (paper: 20)
-    batch_size : int        (paper: 8)
-    lr : float              Adam learning rate (Adam default 1e-3)
-    seed : int              seeds model init (by the caller), splits and batches
-    schedule : str          one of :data:`SCHEDULES`
-    patience : int          coarse-to-fine phase patience in epochs (paper: 10)
-    val_batch_size : int    samples per validation forward pass
-    """
-
-    epochs: int = 100
-    batches_per_epoch: int = 20
-    batch_size: int = 8
-    lr: float = 1e-3
-    seed: int = 0
-    schedule: str = "all"
-    patience: int = 10
-    val_batch_size: int = 32
-
-
-def epoch_batches(num_samples: int, epoch: int, seed: int, batches: int, batch_size: int) -> torch.Tensor:
-    """Sample indices of one epoch, ``[batches, batch_size]`` int64, a function of
-    ``(seed, epoch)`` only (identical across models and across resumes)."""
-    if num_samples < 1:
-        raise CGSurrogateError("no training samples")
-    rng = np.random.default_rng([int(seed), int(epoch)])
-    need = batches * batch_size
-    reps = -(-need // num_samples)
-    idx = np.concatenate([rng.permutation(num_samples) for _ in range(reps)])[:need]
-    return torch.as_tensor(idx.reshape(batches, batch_size), dtype=torch.long)
 
 
 @torch.no_grad()
@@ -86,28 +47,9 @@ def validation_nmse(model, X: torch.Tensor, Y: torch.Tensor, batch_size: int = 3
     return total / max(count, 1)
 
 
-def _level_params(model, levels) -> list:
-    if hasattr(model, "level_parameters"):
-        out = []
-        for lv in levels:
-            out += model.level_parameters(lv)
-        return out
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 def _set_active(model, levels) -> None:
     if hasattr(model, "active_levels"):
         model.active_levels = tuple(sorted(levels))
-
-
-def _read_log(path: Path, upto_epoch: int) -> list[dict]:
-    rows = []
-    if path.is_file():
-        with open(path, newline="") as fh:
-            for row in csv.DictReader(fh):
-                if int(row["epoch"]) < upto_epoch:
-                    rows.append(row)
-    return rows
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
@@ -120,129 +62,166 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-#: Dataset-description keys that must match for a resume (the data and its split).
+#: Dataset-description keys that identify a run's data and split (a resume must match them).
 _DATASET_KEYS = ("path", "hash", "val_fraction", "split_seed", "train_ids", "val_ids", "max_val_samples")
 
 
-def _changed_settings(old_cfg: dict, new_cfg: dict, old_data: dict, new_data: dict) -> list[str]:
-    """Settings that differ between a saved run and a resume (``epochs`` may grow)."""
-    out = [f"{k} {old_cfg.get(k)!r} -> {new_cfg.get(k)!r}" for k in sorted(new_cfg)
-           if k != "epochs" and old_cfg.get(k) != new_cfg.get(k)]
-    out += [f"dataset {k} differs" for k in _DATASET_KEYS if old_data.get(k) != new_data.get(k)]
-    return out
+class GCNTask(Task):
+    """The GCN family on normalised per-node energies: MSE loss, validation NMSE, a multigrid
+    schedule (which levels run forward and which train, epoch by epoch), FLOP accounting,
+    ``log.csv`` and surrogate checkpoints (``best.pt``; ``last.pt`` also holds the resume state).
+
+    Parameters
+    ----------
+    model : module from :func:`cgsurrogate.surrogate.gcn.registry.build_model`, [B, N, F] -> [B, N, 1]
+    X_train, Y_train : Tensor [M, N, F], [M, N, 1] float32, normalised
+    X_val, Y_val : Tensor [V, N, F], [V, N, 1] float32, normalised
+    schedule : str, one of :data:`SCHEDULES`
+    schedule_patience : int
+        Coarse-to-fine phase patience in epochs (paper: 10).
+    val_batch_size : int
+        Samples per validation forward pass.
+    normalizer, hierarchy, dataset_info, system_spec :
+        Stored in the checkpoints (see :func:`cgsurrogate.surrogate.checkpoint.save_checkpoint`).
+    """
+
+    name = "gcn"
+
+    def __init__(self, model, X_train, Y_train, X_val, Y_val, *, schedule: str = "all", schedule_patience: int = 10,
+                 val_batch_size: int = 32, normalizer=None, hierarchy=None, dataset_info=None, system_spec=None):
+        self.X_train, self.Y_train, self.X_val, self.Y_val = X_train, Y_train, X_val, Y_val
+        self.num_train = int(X_train.shape[0])
+        self.multilevel = hasattr(model, "level_parameters")
+        self.num_levels = int(getattr(model, "num_levels", 1)) if self.multilevel else 1
+        self.schedule = Schedule(schedule, self.num_levels, schedule_patience)
+        self.per_level = forward_flops_by_level(model)
+        if len(self.per_level) != self.num_levels:  # flat ensembles: members are not schedule levels
+            self.per_level = [float(sum(self.per_level))]
+        self.val_batch_size = int(val_batch_size)
+        self.normalizer, self.hierarchy, self.system_spec = normalizer, hierarchy, system_spec
+        self.dataset_info = dict(dataset_info or {})
+        self.model_config = getattr(model, "config", None)
+        self.flops, self.best = 0.0, float("inf")
+        self._levels = ((0,), (0,))
+
+    def settings(self) -> dict:
+        return {"model": self.model_config, "schedule": self.schedule.name,
+                "schedule_patience": self.schedule.patience,
+                "dataset": {k: self.dataset_info.get(k) for k in _DATASET_KEYS}}
+
+    def begin_epoch(self, model, epoch):
+        self._levels = self.schedule.levels(epoch)
+        _set_active(model, self._levels[0])
+        if not self.multilevel:
+            return None
+        out = []
+        for lv in self._levels[1]:
+            out += model.level_parameters(lv)
+        return out
+
+    def loss(self, model, idx):
+        device = next(model.parameters()).device
+        pred = model(self.X_train[idx].to(device))
+        return torch.mean((pred - self.Y_train[idx].to(device)) ** 2)
+
+    def after_step(self, idx):
+        fwd, trained = self._levels if self.num_levels > 1 else ([0], [0])
+        self.flops += training_step_flops(self.per_level, len(idx), fwd, trained)
+
+    def evaluate(self, model) -> dict:
+        return {"val": validation_nmse(model, self.X_val, self.Y_val, self.val_batch_size)}
+
+    def on_evaluation(self, model, history, improved, out_dir):
+        row = history[-1]
+        self.schedule.update(row["val"])
+        self.best = min(self.best, row["val"])
+        row.update(forward_levels=" ".join(map(str, self._levels[0])),
+                   trained_levels=" ".join(map(str, self._levels[1])), val_nmse=row["val"],
+                   best_val_nmse=self.best, flops=self.flops)
+        if out_dir is not None:
+            _write_log(Path(out_dir) / "log.csv", history)
+
+    def _save(self, path, model, metrics, extra):
+        from cgsurrogate.surrogate.checkpoint import save_checkpoint
+
+        fwd = self._levels[0]
+        _set_active(model, range(self.num_levels))
+        m = {"model_flops_per_sample": self.per_level, "best_val_nmse": self.best, "flops": self.flops, **metrics}
+        save_checkpoint(path, model, self.normalizer, self.hierarchy, dataset_info=self.dataset_info, metrics=m,
+                        extra=extra, system_spec=self.system_spec)
+        _set_active(model, fwd)
+
+    def save_model(self, path, model, metrics):
+        # the levels that produced this validation error (coarse-to-fine may not use all yet)
+        self._save(path, model, {"best_epoch": metrics["epoch"], "epochs": metrics["epoch"] + 1,
+                                 "last_val_nmse": metrics["val"]}, {"active_levels": list(self._levels[0])})
+
+    def write_state(self, path, state, model, best_state):
+        last = state["history"][-1]
+        self._save(path, model, {"best_epoch": state["best"]["epoch"], "epochs": state["epoch"],
+                                 "last_val_nmse": last["val"]}, {"training_state": state})
+
+    def read_state(self, path) -> dict:
+        from cgsurrogate.surrogate.checkpoint import load_checkpoint
+
+        st = (load_checkpoint(path).get("extra") or {}).get("training_state")
+        if not isinstance(st, dict) or "settings" not in st:
+            raise CGSurrogateError(f"{path}: holds no training state this version can resume from; "
+                                   f"use a new --out folder")
+        return st
+
+    def state_dict(self) -> dict:
+        return {"schedule": self.schedule.state_dict(), "flops": self.flops, "best": self.best}
+
+    def load_state_dict(self, state):
+        if state:
+            self.schedule.load_state_dict(state["schedule"])
+            self.flops, self.best = float(state["flops"]), float(state["best"])
+
+    def finish(self, model):
+        _set_active(model, range(self.num_levels))
 
 
 def train(model, X_train: torch.Tensor, Y_train: torch.Tensor, X_val: torch.Tensor, Y_val: torch.Tensor,
-          config: TrainConfig, out_dir=None, *, normalizer=None, hierarchy=None, dataset_info=None,
+          config: TrainConfig, out_dir=None, *, schedule: str = "all", schedule_patience: int = 10,
+          val_batch_size: int = 32, normalizer=None, hierarchy=None, dataset_info=None, system_spec=None,
           progress: bool = True, desc: str | None = None, device=None) -> dict:
-    """Train ``model`` on normalised tensors; resumable when ``out_dir`` is given.
+    """Train ``model`` on normalised tensors with :class:`GCNTask` and the one loop; resumable when
+    ``out_dir`` is given.
 
     Parameters
     ----------
     model : module from :func:`cgsurrogate.surrogate.gcn.registry.build_model`, [B, N, F] -> [B, N, 1]
     X_train, Y_train : [M, N, F], [M, N, 1] float32, normalised
     X_val, Y_val : [V, N, F], [V, N, 1] float32, normalised
-    config : TrainConfig
+    config : cgsurrogate.surrogate.train.loop.TrainConfig
+        ``steps_per_epoch`` batches (paper: 20) of ``batch_size`` (paper: 8); evaluation every epoch
+        is the paper's protocol (``eval_every=1``).
     out_dir : path, optional
-        Writes ``log.csv``, ``last.pt`` (every epoch, resumable) and ``best.pt``; when
-        ``last.pt`` exists training resumes from it (same model name/config required).
-    normalizer, hierarchy, dataset_info : stored in the checkpoints (see
-        :func:`cgsurrogate.surrogate.checkpoint.save_checkpoint`)
+        Writes ``log.csv``, ``last.pt`` (every evaluation, resumable) and ``best.pt``; when
+        ``last.pt`` exists training resumes from it (same settings required).
+    schedule, schedule_patience, val_batch_size : see :class:`GCNTask`
+    normalizer, hierarchy, dataset_info, system_spec : stored in the checkpoints
     progress : bool
-        Show a tqdm bar over epochs.
+        Show a tqdm bar over epochs (overrides ``config.progress``).
     device : torch device, optional
-        Where the model runs (data stay on the CPU; each batch is moved there).
+        Where the model runs (data stay on the CPU; each batch is moved there); default: the
+        model's device.
 
     Returns
     -------
-    dict with ``history`` (list of per-epoch dicts as in ``log.csv``), ``best_val_nmse``,
-    ``best_epoch``, ``flops`` (total charged), ``epochs``.
+    dict with ``history`` (per-epoch dicts as in ``log.csv``), ``best_val_nmse``, ``best_epoch``,
+    ``flops`` (total charged), ``epochs``, ``best_state``; the model holds the best weights, all
+    levels active.
     """
-    from tqdm.auto import tqdm
-
-    from cgsurrogate.surrogate.checkpoint import load_checkpoint, save_checkpoint
-
-    num_levels = int(getattr(model, "num_levels", 1)) if hasattr(model, "level_parameters") else 1
-    schedule = Schedule(config.schedule, num_levels, config.patience)
-    per_level = forward_flops_by_level(model)
-    if len(per_level) != num_levels:  # flat ensembles: members are not schedule levels
-        per_level = [float(sum(per_level))]
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start_epoch, flops, best, best_epoch, history = 0, 0.0, float("inf"), -1, []
-    best_state = None
-    out = training_out_dir(out_dir)
-    if out is not None:
-        last = out / "last.pt"
-        if last.is_file():
-            ck = load_checkpoint(last)
-            if ck["model_config"] != getattr(model, "config", None):
-                raise CGSurrogateError(f"{last}: was written for model {ck['model_config'].get('name')!r} with another "
-                                 f"configuration; use a new --out folder")
-            st = (ck.get("extra") or {}).get("training_state")
-            if st is None:
-                raise CGSurrogateError(f"{last}: holds no training state to resume from")
-            changed = _changed_settings(st["config"], asdict(config), ck.get("dataset") or {}, dataset_info or {})
-            if changed:
-                raise CGSurrogateError(f"{last}: was trained with other settings ({'; '.join(changed)}); "
-                                       f"use a new --out folder or the same settings")
-            model.load_state_dict(ck["state_dict"])
-            model.to(device)
-            if ck.get("optimizer") is not None:
-                optimizer.load_state_dict(ck["optimizer"])
-            schedule.load_state_dict(st["schedule"])
-            start_epoch, flops = int(st["epoch"]), float(st["flops"])
-            best, best_epoch = float(st["best_val_nmse"]), int(st["best_epoch"])
-            history = _read_log(out / "log.csv", start_epoch)
-    model.train()
-    metrics_base = {"model_flops_per_sample": per_level}
-    t0 = time.perf_counter() - (float(history[-1]["wall_s"]) if history else 0.0)
-    bar = tqdm(range(start_epoch, config.epochs), desc=desc or getattr(model, "name", "train"), unit="epoch",
-               disable=not progress, initial=start_epoch, total=config.epochs)
-    for epoch in bar:
-        fwd_levels, trained_levels = schedule.levels(epoch)
-        _set_active(model, fwd_levels)
-        params = _level_params(model, trained_levels)
-        batches = epoch_batches(X_train.shape[0], epoch, config.seed, config.batches_per_epoch, config.batch_size)
-        loss_sum = 0.0
-        for idx in batches:
-            optimizer.zero_grad(set_to_none=True)
-            pred = model(X_train[idx].to(device))
-            loss = torch.mean((pred - Y_train[idx].to(device)) ** 2)
-            loss.backward(inputs=params)
-            optimizer.step()
-            loss_sum += float(loss.detach())
-            flops += training_step_flops(per_level, len(idx), fwd_levels if num_levels > 1 else [0],
-                                         trained_levels if num_levels > 1 else [0])
-        val = validation_nmse(model, X_val, Y_val, config.val_batch_size)
-        schedule.update(val)
-        improved = val < best
-        if improved:
-            best, best_epoch = val, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        row = {"epoch": epoch, "forward_levels": " ".join(map(str, fwd_levels)),
-               "trained_levels": " ".join(map(str, trained_levels)), "train_loss": loss_sum / len(batches),
-               "val_nmse": val, "best_val_nmse": best, "flops": flops, "wall_s": time.perf_counter() - t0}
-        history.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.3g}", val=f"{val:.3g}", best=f"{best:.3g}")
-        if out is not None:
-            _set_active(model, range(num_levels))
-            metrics = {**metrics_base, "best_val_nmse": best, "best_epoch": best_epoch, "epochs": epoch + 1,
-                       "flops": flops, "last_val_nmse": val}
-            state = {"epoch": epoch + 1, "flops": flops, "best_val_nmse": best, "best_epoch": best_epoch,
-                     "schedule": schedule.state_dict(), "config": asdict(config)}
-            common = dict(dataset_info=dataset_info or {}, metrics=metrics)
-            if improved:  # the levels that produced this validation error (coarse-to-fine may not use all yet)
-                save_checkpoint(out / "best.pt", model, normalizer, hierarchy, **common,
-                                extra={"active_levels": list(fwd_levels)})
-            _write_log(out / "log.csv", history)
-            save_checkpoint(out / "last.pt", model, normalizer, hierarchy, **common,
-                            extra={"training_state": state}, optimizer=optimizer)
-    bar.close()
-    _set_active(model, range(num_levels))
-    return {"history": history, "best_val_nmse": best, "best_epoch": best_epoch, "flops": flops,
-            "epochs": config.epochs, "best_state": best_state}
+    task = GCNTask(model, X_train, Y_train, X_val, Y_val, schedule=schedule, schedule_patience=schedule_patience,
+                   val_batch_size=val_batch_size, normalizer=normalizer, hierarchy=hierarchy,
+                   dataset_info=dataset_info, system_spec=system_spec)
+    device = str(device) if device is not None else str(next(model.parameters()).device)
+    cfg = TrainConfig(**{**config.__dict__, "device": device, "progress": bool(progress)})
+    res = fit(model, task, cfg, out_dir, desc=desc or getattr(model, "name", "train"))
+    return {**res, "best_val_nmse": res["best_val"], "flops": task.flops, "epochs": cfg.epochs,
+            "best_state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
 
 
 def load_normalised_dataset(root, val_fraction: float = 0.2, seed: int = 0, max_val_samples: int | None = None):
@@ -258,11 +237,11 @@ def load_normalised_dataset(root, val_fraction: float = 0.2, seed: int = 0, max_
     Returns
     -------
     dict with ``X_train``, ``Y_train``, ``X_val``, ``Y_val`` (normalised float32 tensors
-    [M, 624, 11] / [M, 624, 1]), ``normalizer``, ``dataset_info`` (path, hash, parameter
-    ranges, run ids, units) and ``train_ids``, ``val_ids``.
+    [M, N, 6 + P] / [M, N, 1]), ``normalizer``, ``dataset_info`` (path, hash, parameter
+    ranges, run ids, units), ``train_ids``, ``val_ids`` and ``system_spec`` (the dataset's tube).
     """
     from cgsurrogate.data.microtubule import load_microtubule_splits
-
+    from cgsurrogate.simulate.microtubule import tube_system_spec
     from cgsurrogate.surrogate.checkpoint import dataset_fingerprint, parameter_ranges
 
     train_ds, val_ds, normalizer = load_microtubule_splits(root, val_fraction, seed)
@@ -280,7 +259,8 @@ def load_normalised_dataset(root, val_fraction: float = 0.2, seed: int = 0, max_
                  "units": dict(train_ds.metadata.get("units", {}))})
     return {"X_train": normalizer.normalize_x(Xt).float(), "Y_train": normalizer.normalize_y(Yt).float(),
             "X_val": normalizer.normalize_x(Xv).float(), "Y_val": normalizer.normalize_y(Yv).float(),
-            "normalizer": normalizer, "dataset_info": info, "train_ids": train_ds.run_ids, "val_ids": val_ds.run_ids}
+            "normalizer": normalizer, "dataset_info": info, "train_ids": train_ds.run_ids, "val_ids": val_ds.run_ids,
+            "system_spec": tube_system_spec(train_ds.topology)}
 
 
 def train_from_dataset(data_dir, model_name: str, out_dir, *, schedule: str = "all", epochs: int = 100,
@@ -309,17 +289,17 @@ def train_from_dataset(data_dir, model_name: str, out_dir, *, schedule: str = "a
     # without the skip a GCN never sees them (issue 13). model_config={"input_skip": False} is the paper.
     model = build_model(model_name, hierarchy=hierarchy, in_features=data["X_train"].shape[-1],
                         **{"input_skip": True, **(model_config or {})})
-    cfg = TrainConfig(epochs=epochs, batches_per_epoch=batches_per_epoch, batch_size=batch_size, lr=lr,
-                      seed=seed, schedule=schedule)
+    cfg = TrainConfig(epochs=epochs, steps_per_epoch=batches_per_epoch, batch_size=batch_size, lr=lr, seed=seed)
     res = train(model, data["X_train"], data["Y_train"], data["X_val"], data["Y_val"], cfg, out_dir,
-                normalizer=data["normalizer"], hierarchy=hierarchy, dataset_info=data["dataset_info"],
-                progress=progress, desc=f"{model_name} {schedule}")
+                schedule=schedule, normalizer=data["normalizer"], hierarchy=hierarchy,
+                dataset_info=data["dataset_info"], system_spec=data["system_spec"], progress=progress,
+                desc=f"{model_name} {schedule}")
     res["out_dir"] = str(out_dir)
     return res
 
 
-__all__ = ["SCHEDULES", "multigrid_cycle", "Schedule", "TrainConfig", "epoch_batches", "validation_nmse", "train",
-           "load_normalised_dataset", "train_from_dataset"]
+__all__ = ["SCHEDULES", "multigrid_cycle", "Schedule", "TrainConfig", "GCNTask", "epoch_batches", "validation_nmse",
+           "train", "load_normalised_dataset", "train_from_dataset"]
 
 
 def evaluate_checkpoint(*args, **kwargs) -> dict:

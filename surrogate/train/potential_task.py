@@ -269,7 +269,7 @@ def train_potential(data, out_dir=None, *, config=None, loss: PotentialLoss | No
     from cgsurrogate.surrogate.gcn.potential import InvariantPotential
     from cgsurrogate.surrogate.train.loop import TrainConfig, fit
 
-    config = config or TrainConfig(seed=seed)
+    config = config or TrainConfig(seed=seed, steps_per_epoch=20)
     frames = load_frames(data, val_fraction, seed)
     torch.manual_seed(seed)
     model = InvariantPotential(hidden=hidden, anharmonic=anharmonic).double()

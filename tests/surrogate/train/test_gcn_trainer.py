@@ -82,7 +82,7 @@ def test_tiny_training_run_lowers_validation_error(hier, toy_data):
     torch.manual_seed(0)
     m = build_model("a-gpcn-3", hier, in_features=4, filters=[[8, 8], [8, 8], [8, 8]], dense=[16, 1])
     before = validation_nmse(m, Xv, Yv)
-    res = train(m, Xt, Yt, Xv, Yv, TrainConfig(epochs=8, batches_per_epoch=10, lr=3e-3, seed=0), progress=False)
+    res = train(m, Xt, Yt, Xv, Yv, TrainConfig(epochs=8, steps_per_epoch=10, lr=3e-3, seed=0), progress=False)
     assert res["best_val_nmse"] < 0.6 * before
     assert res["history"][-1]["train_loss"] < res["history"][0]["train_loss"]
     # FLOPs: 8 epochs x 10 batches x 8 samples x 3 x forward (all levels trained every step)
@@ -95,7 +95,7 @@ def test_multigrid_step_updates_only_the_visited_level(hier, toy_data):
     m = build_model("a-gpcn-3", hier, in_features=4, filters=[[4], [4], [4]], dense=[4, 1])
     before = {k: v.clone() for k, v in m.state_dict().items()}
     # gamma1 cycle starts 0, 1, 2: run 3 epochs; then level 2 (coarse GCN + P_{1,2}) changed last
-    res = train(m, Xt, Yt, Xv, Yv, TrainConfig(epochs=1, batches_per_epoch=2, schedule="gamma1"), progress=False)
+    res = train(m, Xt, Yt, Xv, Yv, TrainConfig(epochs=1, steps_per_epoch=2), schedule="gamma1", progress=False)
     after = m.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("gcns.0.") for k in changed)
@@ -112,14 +112,15 @@ def test_training_resumes_exactly(hier, toy_data, tmp_path):
         torch.manual_seed(5)
         return build_model("gpcn-3", hier, in_features=4, filters=[[4], [4], [4]], dense=[4, 1])
 
-    cfg = dict(batches_per_epoch=3, seed=2, schedule="gamma2")
+    cfg = dict(steps_per_epoch=3, seed=2)
     straight = fresh()
-    r1 = train(straight, Xt, Yt, Xv, Yv, TrainConfig(epochs=4, **cfg), tmp_path / "a", hierarchy=hier,
+    r1 = train(straight, Xt, Yt, Xv, Yv, TrainConfig(epochs=4, **cfg), tmp_path / "a", schedule="gamma2", hierarchy=hier,
                progress=False)
     part = fresh()
-    train(part, Xt, Yt, Xv, Yv, TrainConfig(epochs=2, **cfg), tmp_path / "b", hierarchy=hier, progress=False)
+    train(part, Xt, Yt, Xv, Yv, TrainConfig(epochs=2, **cfg), tmp_path / "b", schedule="gamma2", hierarchy=hier,
+          progress=False)
     resumed = fresh()  # a new process would rebuild the model, then resume from last.pt
-    r2 = train(resumed, Xt, Yt, Xv, Yv, TrainConfig(epochs=4, **cfg), tmp_path / "b", hierarchy=hier,
+    r2 = train(resumed, Xt, Yt, Xv, Yv, TrainConfig(epochs=4, **cfg), tmp_path / "b", schedule="gamma2", hierarchy=hier,
                progress=False)
     for k, v in straight.state_dict().items():
         assert torch.allclose(v, resumed.state_dict()[k], atol=1e-6), k
@@ -130,14 +131,14 @@ def test_training_resumes_exactly(hier, toy_data, tmp_path):
     ck = load_checkpoint(tmp_path / "b" / "best.pt")
     assert ck["metrics"]["best_val_nmse"] == pytest.approx(r1["best_val_nmse"])
     c2f = fresh()
-    r3 = train(c2f, Xt, Yt, Xv, Yv, TrainConfig(epochs=2, batches_per_epoch=2, schedule="coarse-to-fine"),
-               tmp_path / "c", hierarchy=hier, progress=False)
+    r3 = train(c2f, Xt, Yt, Xv, Yv, TrainConfig(epochs=2, steps_per_epoch=2), tmp_path / "c",
+               schedule="coarse-to-fine", hierarchy=hier, progress=False)
     best, _, _ = rebuild_model(load_checkpoint(tmp_path / "c" / "best.pt"))
     assert best.active_levels == (2,)  # only the coarse level was on when the best error was measured
     assert validation_nmse(best, Xv, Yv) == pytest.approx(r3["best_val_nmse"], rel=1e-5)
     with pytest.raises(ValueError, match="schedule"):
-        train(fresh(), Xt, Yt, Xv, Yv, TrainConfig(epochs=5, batches_per_epoch=3, seed=2, schedule="all"),
-              tmp_path / "b", progress=False)
+        train(fresh(), Xt, Yt, Xv, Yv, TrainConfig(epochs=5, steps_per_epoch=3, seed=2), tmp_path / "b",
+              schedule="all", progress=False)
 
 
 def test_checkpoint_roundtrip_and_bad_files(hier, tmp_path):
