@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from cgsurrogate.surrogate.equivariant.egnn import EGNNLayer
+from cgsurrogate.surrogate.equivariant.eghn_pooling import POOL_DESIGNS, OffsetUnPool, cluster_offsets
 from cgsurrogate.surrogate.equivariant.emmp import EMMP, frobenius_invariant
 from cgsurrogate.surrogate.equivariant.message_passing import GraphBatch, aggregate, fully_connected_edges, graph_mean, mlp
 
@@ -274,12 +275,17 @@ class EGHN(nn.Module):
         Initialisation of the E-UnPool mixing layers (see :class:`EUnPool`).
     conn_norm : {"frobenius", "squared"}
         Form of the connectivity loss (see :func:`connectivity_loss`).
+    pool_design : {"hidden", "input"}
+        ``hidden``: the coarser level starts from the pooled encoder outputs and E-UnPool mixes
+        mean-centred coordinates (:class:`EUnPool`). ``input``: the authors' code's design, E-Pool
+        pools the level's input ``x`` and ``v`` and the decoder refines each node's offset from
+        its cluster (:mod:`cgsurrogate.surrogate.equivariant.eghn_pooling`).
     """
 
     def __init__(self, in_node: int, edge_dim: int, local_edge_dim: int, hidden: int = 64,
                  n_clusters=(3,), layers_per_block: int = 2, pool_layers: int = 2,
                  head: str = "dynamics", lambda_conn: float = 1.0, tanh: bool = False,
-                 unpool_init: str = "standard", conn_norm: str = "frobenius"):
+                 unpool_init: str = "standard", conn_norm: str = "frobenius", pool_design: str = "hidden"):
         super().__init__()
         n_clusters = [int(k) for k in n_clusters]
         if not n_clusters or min(n_clusters) < 1:
@@ -288,11 +294,13 @@ class EGHN(nn.Module):
             raise ValueError(f"EGHN: head must be 'dynamics' or 'energy', got {head!r}")
         if conn_norm not in CONN_NORMS:
             raise ValueError(f"EGHN: conn_norm must be one of {CONN_NORMS}, got {conn_norm!r}")
+        if pool_design not in POOL_DESIGNS:
+            raise ValueError(f"EGHN: pool_design must be one of {POOL_DESIGNS}, got {pool_design!r}")
         self.config = dict(name="eghn", in_node=in_node, edge_dim=edge_dim, local_edge_dim=local_edge_dim,
                            hidden=hidden, n_clusters=n_clusters, layers_per_block=layers_per_block,
                            pool_layers=pool_layers, head=head, lambda_conn=lambda_conn, tanh=tanh,
-                           unpool_init=unpool_init, conn_norm=conn_norm)
-        self.conn_norm = conn_norm
+                           unpool_init=unpool_init, conn_norm=conn_norm, pool_design=pool_design)
+        self.conn_norm, self.offsets = conn_norm, pool_design == "input"
         self.n_clusters = n_clusters
         self.embed = nn.Linear(in_node, hidden)
         L = len(n_clusters)
@@ -307,7 +315,8 @@ class EGHN(nn.Module):
         self.top = block(1)
         # decoder: blocks at level l+1 preceding the UnPool to level l (the top block serves the last level)
         self.dec = nn.ModuleList([block(1) for _ in range(L - 1)])
-        self.unpools = nn.ModuleList([EUnPool(3, 3, hidden, unpool_init) for _ in range(L)])
+        self.unpools = nn.ModuleList([OffsetUnPool(4, hidden) if self.offsets else EUnPool(3, 3, hidden, unpool_init)
+                                      for _ in range(L)])
         self.energy_head = mlp([hidden, hidden, 1]) if head == "energy" else None
 
     def forward(self, g: GraphBatch):
@@ -330,7 +339,7 @@ class EGHN(nn.Module):
         gl_index, gl_attr = g.edge_index, g.edge_attr
         lo_index, lo_attr = g.local_edge_index, g.local_edge_attr
         lo_weight = None
-        skips, scores, conn, coarse = [], [], [], []
+        skips, scores, conn, coarse, x_in = [], [], [], [], []
         for l, K in enumerate(self.n_clusters):
             x1, v1, h1 = _egnn_block(self.enc[l], x, v, h, gl_index, gl_attr)
             Z = torch.stack([x1, v1, x1 - x], -1)  # [N, 3, 3]
@@ -340,6 +349,10 @@ class EGHN(nn.Module):
             A_gl = coarsen_adjacency(S, gl_index, gw, batch, B)
             A_lo = coarsen_adjacency(S, lo_index, lo_weight, batch, B)
             conn.append(connectivity_loss(A_lo, norm=self.conn_norm))
+            if self.offsets:  # pool the level's input x, v; the decoder gets each node's offset
+                Z_high = pool_dense(S, torch.stack([x, v], -1), batch, B)  # [B*K, 3, 2]
+                off = cluster_offsets(S, x, v, Z_high[..., 0], Z_high[..., 1], batch, B)
+                Z = torch.cat([off, Z[..., 2:], v1[..., None]], -1)  # [x - SX, v - SV, x1 - x, v1]
             skips.append((Z, h1, S, batch, B))
             scores.append(S)
             ce = cluster_edges(B, K, x.device)
@@ -350,6 +363,7 @@ class EGHN(nn.Module):
             coarse.append((gl_index, gl_attr))
             batch = torch.arange(B, device=x.device).repeat_interleave(K)
             x, v, h = Z_high[..., 0], Z_high[..., 1], h_high
+            x_in.append(x)
         x, v, h = _egnn_block(self.top, x, v, h, gl_index, gl_attr)
         Z_top = torch.stack([x, v, x - Z_high[..., 0]], -1)
         for l in reversed(range(len(self.n_clusters))):
@@ -359,7 +373,7 @@ class EGHN(nn.Module):
                 # EGNN block on the coarse graph made by pool l-1, before the next UnPool
                 ci, ca = coarse[l - 1]
                 xd, vd, h = _egnn_block(self.dec[l - 1], Z_top[..., 0], Z_top[..., 1], h, ci, ca)
-                Z_top = torch.stack([xd, vd, Z_top[..., 2]], -1)
+                Z_top = torch.stack([xd, vd, xd - x_in[l - 1] if self.offsets else Z_top[..., 2]], -1)
         aux = {"scores": scores, "conn_loss": torch.stack(conn).sum(), "h": h}
         if self.energy_head is not None:
             e = self.energy_head(h).squeeze(-1)

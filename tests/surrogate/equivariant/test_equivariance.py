@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cgsurrogate.surrogate.equivariant.egnn import EGNN
-from cgsurrogate.surrogate.equivariant.eghn import EGHN, EPool, EUnPool, connectivity_loss, coarsen_adjacency
+from cgsurrogate.surrogate.equivariant.eghn import EGHN, EPool, EUnPool, coarsen_adjacency, connectivity_loss, pool_dense
+from cgsurrogate.surrogate.equivariant.eghn_pooling import OffsetUnPool, cluster_offsets
 from cgsurrogate.surrogate.equivariant.emmp import EMMP
 from cgsurrogate.surrogate.equivariant.testing import assert_equivariant, equivariance_errors, random_transform
 from cgsurrogate.surrogate.equivariant.message_passing import aggregate, collate_graphs, fully_connected_edges
@@ -45,6 +46,10 @@ def modules():
         egnn=EGNN(2, 2, hidden=HID, n_layers=2),
         eghn=EGHN(2, 2, 2, hidden=HID, n_clusters=[3], layers_per_block=2, pool_layers=2, head="energy"),
         eghn2=EGHN(2, 2, 2, hidden=HID, n_clusters=[4, 2], layers_per_block=1, pool_layers=1),
+        eghn_in=EGHN(2, 2, 2, hidden=HID, n_clusters=[3], layers_per_block=2, pool_layers=2, head="energy",
+                     pool_design="input"),
+        eghn2_in=EGHN(2, 2, 2, hidden=HID, n_clusters=[4, 2], layers_per_block=1, pool_layers=1, pool_design="input"),
+        offset_unpool=OffsetUnPool(3, HID),
         mpnn=MPNN(2, 2, hidden=HID, n_layers=2),
     )
     for m in mods.values():
@@ -78,13 +83,25 @@ def unpool_fn(g):
     return {"x": Zo[..., 0], "vec": Zo[..., 1:], "h": ho}
 
 
-def eghn_fn(g):
-    x, aux = modules()["eghn"](g)
+def offset_unpool_fn(g):
+    """Pool the input x, v (authors' design), unpool the cluster means moved by a fixed vector field."""
+    Z, h = _z(g), _h(g)
+    Zh, hh, S = modules()["pool"](Z, h, g.local_edge_index, g.local_edge_attr, g.batch, g.num_graphs)
+    XV = pool_dense(S, torch.stack([g.pos, g.vel], -1), g.batch, g.num_graphs)
+    X, V = XV[..., 0], XV[..., 1]
+    Zhigh = torch.stack([X + 0.3 * V, V - 0.2 * Zh[..., 1], 0.3 * V], -1)  # [X', V', X' - X]
+    Zlow = torch.cat([cluster_offsets(S, g.pos, g.vel, X, V, g.batch, g.num_graphs), Z[..., 1:2]], -1)
+    Zo, ho = modules()["offset_unpool"](Zlow, h, Zhigh, hh, S, g.batch, g.num_graphs)
+    return {"x": Zo[..., 0], "vec": Zo[..., 1:], "h": ho, "X": X}
+
+
+def eghn_fn(g, key="eghn"):
+    x, aux = modules()[key](g)
     return {"x": x, "S": aux["scores"][0], "conn": aux["conn_loss"], "e": aux["node_energy"], "E": aux["energy"]}
 
 
-def eghn2_fn(g):
-    x, aux = modules()["eghn2"](g)
+def eghn2_fn(g, key="eghn2"):
+    x, aux = modules()[key](g)
     return {"x": x, "S0": aux["scores"][0], "S1": aux["scores"][1], "conn": aux["conn_loss"]}
 
 
@@ -135,12 +152,21 @@ def test_eunpool_equivariant(tr):
 
 @SETTINGS
 @given(transforms)
-def test_eghn_equivariant(tr):
+def test_offset_unpool_equivariant(tr):
     g, T = batch_and_transform(tr)
-    assert_equivariant(eghn_fn, g, T, {"x": "position", "S": "scalar", "conn": "invariant", "e": "scalar",
-                                       "E": "invariant"}, ATOL)
-    assert_equivariant(eghn2_fn, g, T, {"x": "position", "S0": "scalar", "S1": "invariant", "conn": "invariant"},
-                       ATOL)
+    assert_equivariant(offset_unpool_fn, g, T, {"x": "position", "vec": "vector", "h": "scalar",
+                                                "X": "cluster_position"}, ATOL)
+
+
+@SETTINGS
+@given(transforms, st.sampled_from(["hidden", "input"]))
+def test_eghn_equivariant(tr, design):
+    g, T = batch_and_transform(tr)
+    sfx = "_in" if design == "input" else ""
+    assert_equivariant(lambda g: eghn_fn(g, "eghn" + sfx), g, T, {"x": "position", "S": "scalar", "conn": "invariant",
+                                                                  "e": "scalar", "E": "invariant"}, ATOL)
+    assert_equivariant(lambda g: eghn2_fn(g, "eghn2" + sfx), g, T, {"x": "position", "S0": "scalar",
+                                                                    "S1": "invariant", "conn": "invariant"}, ATOL)
 
 
 @SETTINGS
@@ -265,3 +291,33 @@ def test_eunpool_initialisations():
     assert ref.weight.shape == std.mix.weight.shape
     with pytest.raises(ValueError, match="init"):
         EUnPool(3, 3, 8, init="zeros")
+
+
+def test_offset_unpool_moves_nodes_rigidly_with_their_cluster():
+    """With the mixing H = 0, the authors' E-UnPool returns ``S X' + (x - S X)``: a node keeps its
+    offset from its cluster, so a common cluster shift d moves every node by exactly d."""
+    g = make_batch(7)
+    torch.manual_seed(1)
+    up = OffsetUnPool(2, HID).double()
+    with torch.no_grad():
+        up.mix.weight.zero_()
+        up.mix.bias.zero_()
+    S = torch.softmax(torch.randn(g.num_nodes, 3, dtype=torch.float64), -1)
+    XV = pool_dense(S, torch.stack([g.pos, g.vel], -1), g.batch, g.num_graphs)
+    # the pooled positions are the S-weighted means (eq. 9), computed independently here
+    b0 = g.batch == 0
+    assert torch.allclose(XV[0, :, 0], (S[b0, :1] * g.pos[b0]).sum(0) / S[b0, 0].sum())
+    d = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    Zhigh = torch.stack([XV[..., 0] + d, XV[..., 1], d.expand_as(XV[..., 0])], -1)
+    off = cluster_offsets(S, g.pos, g.vel, XV[..., 0], XV[..., 1], g.batch, g.num_graphs)
+    Zo, _ = up(off, _h(g), Zhigh, torch.zeros(2 * 3, HID, dtype=torch.float64), S, g.batch, g.num_graphs)
+    assert torch.allclose(Zo[..., 0], g.pos + d, atol=1e-12)
+    assert torch.allclose(Zo[..., 1], g.vel, atol=1e-12)
+
+
+def test_eghn_pool_design_option():
+    m = EGHN(2, 2, 2, hidden=8, n_clusters=[3], pool_design="input")
+    assert m.config["pool_design"] == "input" and isinstance(m.unpools[0], OffsetUnPool)
+    assert isinstance(EGHN(2, 2, 2, hidden=8).unpools[0], EUnPool)
+    with pytest.raises(ValueError, match="pool_design"):
+        EGHN(2, 2, 2, hidden=8, pool_design="latent")
