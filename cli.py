@@ -26,6 +26,7 @@ from cgsurrogate.commands.predict import add_predict
 from cgsurrogate.commands.relax import add_relax
 from cgsurrogate.commands.cgmap import add_cgmap
 from cgsurrogate.commands.eghn import add_mcomplex, add_eghn_train, add_protein_md
+from cgsurrogate.commands.active_learn import add_active_learn
 from cgsurrogate.core.errors import CGSurrogateError
 
 
@@ -36,6 +37,7 @@ COMMANDS = (
     add_train,
     add_evaluate,
     add_sample,
+    add_active_learn,
     add_predict,
     add_relax,
     add_cgmap,

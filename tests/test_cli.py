@@ -12,8 +12,8 @@ import pytest
 from cgsurrogate import cli
 from cgsurrogate.core.errors import CGSurrogateError
 
-EXPECTED_COMMANDS = ("simulate", "hierarchy", "train", "evaluate", "predict", "relax", "cgmap", "mcomplex",
-                     "eghn-train", "protein-md")
+EXPECTED_COMMANDS = ("simulate", "hierarchy", "train", "evaluate", "sample", "active-learn", "predict", "relax",
+                     "cgmap", "mcomplex", "eghn-train", "protein-md")
 
 
 def _strict_json(text):
@@ -253,3 +253,19 @@ def test_evaluate_json_under_a_file(tiny_checkpoint, tiny_dataset, tmp_path, cap
     assert cli.main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--data", str(tiny_dataset),
                      "--json", str(good)]) == 0
     assert np.isfinite(_strict_json(good.read_text())["nmse"])
+
+
+def test_active_learn_bad_paths_and_runs_are_one_error_line(tiny_dataset, tmp_path, capsys):
+    from cgsurrogate import cli
+
+    f = tmp_path / "file"
+    f.write_text("x")
+    cases = [(["--data", str(tmp_path / "nope"), "--test", str(tiny_dataset), "--out", str(tmp_path / "o")], "nope"),
+             (["--data", str(tiny_dataset), "--test", str(tiny_dataset), "--out", str(f)], "not a folder"),
+             (["--data", str(tiny_dataset), "--runs", "0,999", "--test", str(tiny_dataset), "--out",
+               str(tmp_path / "o")], "999")]
+    for args, words in cases:
+        assert cli.main(["active-learn", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and words in err[0]
+    assert not (tmp_path / "o").exists()  # nothing computed or written before the checks
