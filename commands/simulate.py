@@ -27,6 +27,9 @@ def add_simulate(sub):
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of an existing Dask scheduler (tcp://host:8786; needs the [sweep] extra)")
     p.add_argument("--platform", help="OpenMM platform: CUDA, OpenCL, CPU, Reference (default: fastest available)")
+    p.add_argument("--engine", choices=["openmm", "numba"], default="openmm",
+                   help="what integrates: openmm (default), or numba: compiled CPU kernels, same force field and "
+                   "scheme, one thread per worker (needs the [fast] extra)")
     p.add_argument("--seed", type=int, default=0, help="Langevin seed (default 0)")
     p.add_argument("--off-grid", action="store_true", help="allow --params values outside the paper's grid")
     p.add_argument("--no-extras", action="store_true", help="skip the trajectory and PNG")
@@ -54,6 +57,7 @@ def _run_simulate(args):
             args.out, param_sets=params, grid=args.grid, protocol=proto, batch_size=args.batch_size,
             scheduler=args.scheduler, n_workers=args.workers, threads_per_worker=args.threads,
             platform=args.platform, seed=args.seed, progress=not args.no_progress, on_grid=not args.off_grid,
+            engine=args.engine,
         )
     except SimulationError as exc:
         raise CLIError(str(exc)) from None

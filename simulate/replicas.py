@@ -1,15 +1,20 @@
-"""Run a batch of microtubule replicas through a loading protocol in OpenMM.
+"""Run a batch of microtubule replicas through a loading protocol (OpenMM or the numba engine).
 
-All replicas live in one OpenMM ``System`` (see :mod:`cgsurrogate.simulate.openmm_system`), so a
-batch of parameter sets is one simulation. For every saved frame the per-particle
+With OpenMM all replicas live in one ``System`` (see :mod:`cgsurrogate.simulate.openmm_system`), so a
+batch of parameter sets is one simulation; the numba engine (:mod:`cgsurrogate.simulate.numba_engine`)
+advances the same replicas with compiled CPU kernels. For every saved frame the per-particle
 energy is the LAMMPS ``pe/atom`` split computed by :class:`cgsurrogate.simulate.energy.TrueEnergy`
-on the saved positions in float64; its sum over the System is checked against the
-internal (bond + angle) energy OpenMM reports for the same coordinates.
+on the saved positions in float64; its sum over the replicas is checked against the
+internal (bond + angle) energy the engine reports for the same coordinates.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
+
+from cgsurrogate.core.errors import CGSurrogateError
 
 from cgsurrogate.simulate.energy import TrueEnergy
 from cgsurrogate.simulate.integrator import advance, protocol_integrator
@@ -30,6 +35,11 @@ class SimulationError(RuntimeError):
     """A run became unstable (non-finite coordinates) or failed its energy check."""
 
 
+#: Engines that run the protocol: OpenMM (any platform) or the compiled CPU kernels of
+#: :mod:`cgsurrogate.simulate.numba_engine` (the ``[fast]`` extra).
+ENGINES = ("openmm", "numba")
+
+
 def run_replicas(
     params,
     protocol: Protocol | None = None,
@@ -39,6 +49,7 @@ def run_replicas(
     progress: bool = False,
     threads: int | None = None,
     integrator: str | None = None,
+    engine: str = "openmm",
 ) -> dict:
     """Simulate ``R`` replicas through a protocol and collect the frames.
 
@@ -49,17 +60,21 @@ def run_replicas(
     protocol : Protocol, optional
         Defaults to :meth:`Protocol.paper`.
     platform : str, optional
-        OpenMM platform name ("CUDA", "OpenCL", "CPU", "Reference"); default the fastest.
+        OpenMM platform name ("CUDA", "OpenCL", "CPU", "Reference"); default the fastest. The
+        numba engine runs on the CPU only (``None`` or "CPU").
     seed : int
         Langevin random seed (``0`` is replaced by 1: OpenMM treats 0 as "random").
     topology : Topology, optional
     progress : bool
         Show a tqdm progress bar over integration chunks.
     threads : int, optional
-        CPU platform thread count.
+        CPU platform thread count (OpenMM; the numba engine uses one thread).
     integrator : "custom" or "host", optional
         How the per-step ramp is driven (:mod:`cgsurrogate.simulate.integrator`); default
-        "host" on the CPU and Reference platforms (faster there), "custom" on GPUs.
+        "host" on the CPU and Reference platforms (faster there), "custom" on GPUs. OpenMM only.
+    engine : "openmm" or "numba"
+        What integrates: OpenMM, or the compiled CPU kernels (same force field, same Langevin
+        "middle" scheme and per-step ramp; needs the ``[fast]`` extra).
 
     Returns
     -------
@@ -70,19 +85,77 @@ def run_replicas(
         ``forces`` float64 [R, F, N, 3] kJ/mol/nm (internal force, bonds + angles);
         ``energies`` float64 [R, F, N] kJ/mol (per-particle split);
         ``steps`` int64 [F];
-        ``openmm_energy`` float64 [F] (internal energy of the whole System, kJ/mol);
-        ``energy_check`` float (largest relative difference of the sums);
+        ``engine_energy`` float64 [F] (internal energy of all replicas as the engine computes it,
+        kJ/mol; also under its old name ``openmm_energy``);
+        ``energy_check`` float (largest relative difference between it and the per-particle sums);
         ``tip_motion_nm`` float64 [R] (tip displacement between the last two frames, nm);
         ``residual_force`` float64 [R] (largest net force, internal + load, on a free particle
         at the last frame, in units of the full load on one particle);
         ``at_rest`` bool [R] (tip motion under :data:`REST_CRITERION`);
-        ``platform`` str.
+        ``platform`` str; ``engine`` str; ``timing`` dict (seconds: ``integration``, with the engine's
+        set-up and frame forces, and ``energies``, the per-particle split, checks and rest measures).
     """
+    protocol = protocol or Protocol.paper()
+    topo = topology or microtubule_topology()
+    t0 = time.perf_counter()
+    if engine == "numba":
+        if platform and platform.upper() != "CPU":
+            raise CGSurrogateError(f"the numba engine runs on the CPU only, not on platform {platform!r}")
+        from cgsurrogate.simulate.numba_engine import simulate_frames
+
+        fr = simulate_frames(params, protocol, seed=int(seed) if seed else 1, topology=topo, progress=progress)
+    elif engine == "openmm":
+        fr = _openmm_frames(params, protocol, platform, seed, topo, progress, threads, integrator)
+    else:
+        raise CGSurrogateError(f"engine {engine!r}: expected one of {ENGINES}")
+    t1 = time.perf_counter()
+    pos, vel, frc, eng_e = fr["positions"], fr["velocities"], fr["forces"], fr["internal_energy"]
+    R, F, N = pos.shape[:3]
+    finite = np.isfinite(pos).all(axis=(0, 2, 3))
+    if not finite.all():
+        step = protocol.save_steps[int(np.argmin(finite))]
+        raise SimulationError(
+            f"simulation became unstable (non-finite positions) at step {step}; parameters {fr['params'].tolist()}"
+        )
+
+    te = TrueEnergy(topo)
+    with torch.no_grad():
+        _, per = te(
+            torch.from_numpy(pos.reshape(R * F, N, 3)),
+            torch.from_numpy(np.repeat(fr["params"], F, axis=0)),
+        )
+    energies = per.numpy().reshape(R, F, N)
+    tot = energies.sum(axis=(0, 2))
+    check = float(np.max(np.abs(tot - eng_e) / np.maximum(np.abs(eng_e), 1e-12)))
+    if check > ENERGY_CHECK_RTOL:
+        raise SimulationError(
+            f"per-particle energies sum to {tot.tolist()} but the {engine} engine reports {eng_e.tolist()} kJ/mol "
+            f"(relative difference {check:.2e})"
+        )
+    rest = rest_measures(pos, frc, protocol, fr["clamp_nodes"], fr["load_nodes"], topo)
+    timing = {"integration": t1 - t0, "energies": time.perf_counter() - t1}
+    return {
+        **rest,
+        "params": fr["params"].copy(),
+        "positions": pos,
+        "velocities": vel,
+        "forces": frc,
+        "energies": energies,
+        "steps": np.asarray(protocol.save_steps, dtype=np.int64),
+        "engine_energy": eng_e,
+        "openmm_energy": eng_e,
+        "energy_check": check,
+        "platform": fr["platform"],
+        "engine": engine,
+        "timing": timing,
+    }
+
+
+def _openmm_frames(params, protocol, platform, seed, topo, progress, threads, integrator) -> dict:
+    """The protocol in OpenMM (one System of R replicas): frames as :func:`numba_engine.simulate_frames` returns them."""
     import openmm
     from openmm import unit
 
-    protocol = protocol or Protocol.paper()
-    topo = topology or microtubule_topology()
     system, info = build_microtubule_system(params, topo, load_force=protocol.load)
     R, N = info.num_replicas, info.num_nodes
     plat = get_platform(platform)
@@ -116,44 +189,17 @@ def run_replicas(
             getPositions=True, getVelocities=True, getForces=True, getEnergy=True, groups=set(info.internal_groups)
         )
         x = st.getPositions(asNumpy=True).value_in_unit(unit.nanometer).reshape(R, N, 3)
-        if not np.all(np.isfinite(x)):
-            raise SimulationError(
-                f"simulation became unstable (non-finite positions) at step {step}; parameters {info.params.tolist()}"
-            )
         pos[:, i] = x - offsets[:, None]
+        if not np.all(np.isfinite(x)):
+            pos[:, i + 1:] = np.nan
+            break
         vel[:, i] = st.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond).reshape(R, N, 3)
         frc[:, i] = st.getForces(asNumpy=True).value_in_unit(kj / unit.nanometer).reshape(R, N, 3)
         omm_e[i] = st.getPotentialEnergy().value_in_unit(kj)
     if bar is not None:
         bar.close()
-
-    te = TrueEnergy(topo)
-    with torch.no_grad():
-        _, per = te(
-            torch.from_numpy(pos.reshape(R * F, N, 3)),
-            torch.from_numpy(np.repeat(info.params, F, axis=0)),
-        )
-    energies = per.numpy().reshape(R, F, N)
-    tot = energies.sum(axis=(0, 2))
-    check = float(np.max(np.abs(tot - omm_e) / np.maximum(np.abs(omm_e), 1e-12)))
-    if check > ENERGY_CHECK_RTOL:
-        raise SimulationError(
-            f"per-particle energies sum to {tot.tolist()} but OpenMM reports {omm_e.tolist()} kJ/mol "
-            f"(relative difference {check:.2e})"
-        )
-    rest = rest_measures(pos, frc, protocol, info.clamp_nodes, info.load_nodes, topo)
-    return {
-        **rest,
-        "params": info.params.copy(),
-        "positions": pos,
-        "velocities": vel,
-        "forces": frc,
-        "energies": energies,
-        "steps": np.asarray(protocol.save_steps, dtype=np.int64),
-        "openmm_energy": omm_e,
-        "energy_check": check,
-        "platform": plat.getName(),
-    }
+    return {"positions": pos, "velocities": vel, "forces": frc, "internal_energy": omm_e, "params": info.params,
+            "clamp_nodes": info.clamp_nodes, "load_nodes": info.load_nodes, "platform": plat.getName()}
 
 
 def rest_measures(positions, forces, protocol: Protocol, clamp_nodes, load_nodes, topology=None) -> dict:

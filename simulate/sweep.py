@@ -50,7 +50,8 @@ from cgsurrogate.simulate.run_files import (  # noqa: F401  (re-exported)
 )
 
 
-def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int, platform=None, threads=None) -> dict:
+def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int, platform=None, threads=None,
+                   engine: str = "openmm") -> dict:
     """One task: simulate one batch of runs as replicas and write the missing run files.
 
     Parameters
@@ -62,19 +63,24 @@ def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int,
     protocol : dict (``Protocol.to_dict()``)
     seed : int
         Langevin seed of this batch.
+    engine : "openmm" or "numba"
+        See :func:`cgsurrogate.simulate.replicas.run_replicas`.
 
     Returns
     -------
     dict with ``run_ids``, ``written`` (ids whose file this task wrote), ``tip_deflection``
     (nm at the last frame per run), ``max_speed`` (nm/ps at the last frame per run),
-    ``seconds``, ``energy_check``, ``platform``, ``steps`` and ``particles`` (for throughput), and the
-    rest measures ``tip_motion_nm``, ``residual_force``, ``at_rest`` per run.
+    ``seconds``, ``energy_check``, ``platform``, ``engine``, ``steps`` and ``particles`` (for throughput),
+    ``timing`` (seconds: ``integration`` including the engine's frame forces, ``energies`` (per-particle
+    split and rest measures), ``files``), and the rest measures ``tip_motion_nm``, ``residual_force``,
+    ``at_rest`` per run.
     """
     from cgsurrogate.simulate.replicas import run_replicas, tip_deflection
 
     t0 = time.time()
     proto = Protocol.from_dict(protocol)
-    out = run_replicas(np.asarray(param_sets), proto, platform=platform, seed=seed, threads=threads)
+    out = run_replicas(np.asarray(param_sets), proto, platform=platform, seed=seed, threads=threads, engine=engine)
+    t_files = time.time()
     written = []
     for r, rid in enumerate(run_ids):
         path = run_path(out_dir, rid)
@@ -91,6 +97,8 @@ def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int,
         "seconds": time.time() - t0,
         "energy_check": out["energy_check"],
         "platform": out["platform"],
+        "engine": out["engine"],
+        "timing": {**out["timing"], "files": time.time() - t_files},
         "steps": int(proto.total_steps),
         "particles": int(out["positions"].shape[0] * out["positions"].shape[2]),
         **{k: np.asarray(out[k]).tolist() for k in REST_ARRAYS},
@@ -127,10 +135,12 @@ def _prepare_out_dir(out_dir: Path, meta: dict) -> None:
             and same_protocol
             and old.get("batch_size") == meta["batch_size"]
             and old.get("seed") == meta["seed"]
+            and old.get("engine", "openmm") == meta["engine"]
         )
         if not same:
             raise CGSurrogateError(
-                f"{out_dir} already holds a different sweep (parameter sets, protocol, batch size or seed differ); "
+                f"{out_dir} already holds a different sweep (parameter sets, protocol, batch size, seed or engine "
+                "differ); "
                 "choose another output folder"
             )
     else:
@@ -152,6 +162,7 @@ def run_sweep(
     on_grid: bool = True,
     max_batches: int | None = None,
     processes: bool = True,
+    engine: str = "openmm",
 ) -> dict:
     """Run a sweep into a dataset folder; resumable.
 
@@ -189,6 +200,9 @@ def run_sweep(
         Require every value to be one of ``GRID_VALUES``.
     max_batches : int, optional
         Submit at most this many of the pending batches (to split a sweep into pieces).
+    engine : "openmm" or "numba"
+        What integrates (:func:`cgsurrogate.simulate.replicas.run_replicas`); recorded in
+        ``metadata.json`` (``engine``), and a rerun with another engine is refused.
     processes : bool
         ``False`` runs every batch in this process whatever ``n_workers`` is.
 
@@ -212,7 +226,18 @@ def run_sweep(
     if protocol.ramp != "linear":
         raise CGSurrogateError(f"protocol ramp {protocol.ramp!r} cannot be simulated; use the linear ramp")
     batch_size = int(batch_size)
+    from cgsurrogate.simulate.replicas import ENGINES
+
+    if engine not in ENGINES:
+        raise CGSurrogateError(f"engine {engine!r}: expected one of {ENGINES}")
+    if engine == "numba":
+        from cgsurrogate.simulate.numba_engine import kernels
+
+        if platform and platform.upper() != "CPU":
+            raise CGSurrogateError(f"the numba engine runs on the CPU only, not on platform {platform!r}")
+        kernels()  # the [fast] extra, checked before any folder is written
     meta = make_metadata(params, protocol, batch_size, seed)
+    meta["engine"] = engine
     _prepare_out_dir(out_dir, meta)
 
     M = len(params)
@@ -224,7 +249,7 @@ def run_sweep(
     results, computed = [], []
     if todo:
         results = _execute(out_dir, todo, params, protocol, seed, platform, scheduler, n_workers,
-                           threads_per_worker, progress, already=len(done), total=M, processes=processes)
+                           threads_per_worker, progress, already=len(done), total=M, processes=processes, engine=engine)
         for r in results:
             computed += r["written"]
     pending = [i for i in range(M) if not run_path(out_dir, i).exists()]
@@ -242,11 +267,11 @@ def run_sweep(
 
 
 def _execute(out_dir, todo, params, protocol, seed, platform, scheduler, n_workers, threads_per_worker,
-             progress, already, total, processes=True):
+             progress, already, total, processes=True, engine="openmm"):
     from tqdm.auto import tqdm
 
     pdict = protocol.to_dict()
-    tasks = [(str(out_dir), ids, params[ids], pdict, seed * 100003 + b + 1, platform, threads_per_worker)
+    tasks = [(str(out_dir), ids, params[ids], pdict, seed * 100003 + b + 1, platform, threads_per_worker, engine)
              for b, ids in todo]
     bar = tqdm(total=total, initial=already, desc="runs", unit="run", disable=not progress)
     if scheduler:
