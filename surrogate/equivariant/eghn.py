@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from cgsurrogate.surrogate.equivariant.egnn import EGNNLayer
-from cgsurrogate.surrogate.equivariant.eghn_pooling import POOL_DESIGNS, OffsetUnPool, cluster_offsets
+from cgsurrogate.surrogate.equivariant.eghn_pooling import POOL_DESIGNS, OffsetUnPool, cluster_offsets, local_degree
 from cgsurrogate.surrogate.equivariant.emmp import EMMP, frobenius_invariant
 from cgsurrogate.surrogate.equivariant.message_passing import GraphBatch, aggregate, fully_connected_edges, graph_mean, mlp
 
@@ -156,13 +156,15 @@ class EPool(nn.Module):
         self.layers = nn.ModuleList([EMMP(m, hidden, edge_dim, n_translating=1) for _ in range(n_layers)])
         self.score = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.Tanh(), nn.Linear(4 * hidden, n_clusters))
 
-    def forward(self, Z, h, local_edge_index, local_edge_attr, batch, num_graphs):
+    def forward(self, Z, h, local_edge_index, local_edge_attr, batch, num_graphs, h_extra=None):
         """Coarsen a level.
 
         Parameters
         ----------
         Z : Tensor [N, 3, m]
         h : Tensor [N, hidden]
+        h_extra : Tensor [N, hidden], optional
+            Added to ``h`` for the scores only (``h_high`` pools ``h``).
         local_edge_index : LongTensor [2, E_l];  local_edge_attr : Tensor [E_l, edge_dim]
         batch : LongTensor [N];  num_graphs : int
 
@@ -173,7 +175,7 @@ class EPool(nn.Module):
         S : Tensor [N, K]
             Soft scores (rows sum to one).
         """
-        Zp, hp = Z, h
+        Zp, hp = Z, (h if h_extra is None else h + h_extra)
         for layer in self.layers:
             Zp, hp = layer(Zp, hp, local_edge_index, batch, num_graphs, local_edge_attr)
         S = torch.softmax(self.score(hp), dim=-1)
@@ -280,12 +282,16 @@ class EGHN(nn.Module):
         mean-centred coordinates (:class:`EUnPool`). ``input``: the authors' code's design, E-Pool
         pools the level's input ``x`` and ``v`` and the decoder refines each node's offset from
         its cluster (:mod:`cgsurrogate.surrogate.equivariant.eghn_pooling`).
+    pool_degree : bool
+        Give each E-Pool's scores the embedded ``log(1 + degree)`` on the connectivity graph (not in
+        the paper; see :func:`cgsurrogate.surrogate.equivariant.eghn_pooling.local_degree`).
     """
 
     def __init__(self, in_node: int, edge_dim: int, local_edge_dim: int, hidden: int = 64,
                  n_clusters=(3,), layers_per_block: int = 2, pool_layers: int = 2,
                  head: str = "dynamics", lambda_conn: float = 1.0, tanh: bool = False,
-                 unpool_init: str = "standard", conn_norm: str = "frobenius", pool_design: str = "hidden"):
+                 unpool_init: str = "standard", conn_norm: str = "frobenius", pool_design: str = "hidden",
+                 pool_degree: bool = False):
         super().__init__()
         n_clusters = [int(k) for k in n_clusters]
         if not n_clusters or min(n_clusters) < 1:
@@ -299,7 +305,8 @@ class EGHN(nn.Module):
         self.config = dict(name="eghn", in_node=in_node, edge_dim=edge_dim, local_edge_dim=local_edge_dim,
                            hidden=hidden, n_clusters=n_clusters, layers_per_block=layers_per_block,
                            pool_layers=pool_layers, head=head, lambda_conn=lambda_conn, tanh=tanh,
-                           unpool_init=unpool_init, conn_norm=conn_norm, pool_design=pool_design)
+                           unpool_init=unpool_init, conn_norm=conn_norm, pool_design=pool_design,
+                           pool_degree=bool(pool_degree))
         self.conn_norm, self.offsets = conn_norm, pool_design == "input"
         self.n_clusters = n_clusters
         self.embed = nn.Linear(in_node, hidden)
@@ -317,6 +324,7 @@ class EGHN(nn.Module):
         self.dec = nn.ModuleList([block(1) for _ in range(L - 1)])
         self.unpools = nn.ModuleList([OffsetUnPool(4, hidden) if self.offsets else EUnPool(3, 3, hidden, unpool_init)
                                       for _ in range(L)])
+        self.deg_embed = nn.ModuleList([nn.Linear(1, hidden) for _ in range(L)]) if pool_degree else None
         self.energy_head = mlp([hidden, hidden, 1]) if head == "energy" else None
 
     def forward(self, g: GraphBatch):
@@ -343,7 +351,8 @@ class EGHN(nn.Module):
         for l, K in enumerate(self.n_clusters):
             x1, v1, h1 = _egnn_block(self.enc[l], x, v, h, gl_index, gl_attr)
             Z = torch.stack([x1, v1, x1 - x], -1)  # [N, 3, 3]
-            Z_high, h_high, S = self.pools[l](Z, h1, lo_index, lo_attr, batch, B)
+            hx = self.deg_embed[l](local_degree(lo_index, lo_weight, h1.shape[0], h1.dtype)) if self.deg_embed else None
+            Z_high, h_high, S = self.pools[l](Z, h1, lo_index, lo_attr, batch, B, hx)
             # rescored adjacencies of the coarser level
             gw = gl_attr[:, 0] if l > 0 else None
             A_gl = coarsen_adjacency(S, gl_index, gw, batch, B)

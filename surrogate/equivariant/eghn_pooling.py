@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from cgsurrogate.surrogate.equivariant.emmp import frobenius_invariant
-from cgsurrogate.surrogate.equivariant.message_passing import mlp
+from cgsurrogate.surrogate.equivariant.message_passing import aggregate, mlp
 
 POOL_DESIGNS = ("hidden", "input")
 
@@ -68,6 +68,30 @@ def cluster_offsets(S: torch.Tensor, x: torch.Tensor, v: torch.Tensor, X: torch.
     """
     XV = unpool_dense(S, torch.stack([X, V], -1), batch, num_graphs)
     return torch.stack([x, v], -1) - XV
+
+
+def local_degree(edge_index: torch.Tensor, weight: torch.Tensor | None, num_nodes: int,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``log(1 + sum_j A_ij)`` of every node on a (weighted) connectivity graph.
+
+    An invariant, permutation-equivariant node feature. ``EGHN(pool_degree=True)`` adds its
+    embedding to the E-Pool score features, so that the scores can tell connected components
+    of different sizes apart from the first step (M-complex: complexes of 2, 3 and 4 particles).
+
+    Parameters
+    ----------
+    edge_index : LongTensor [2, E]  (row = receiver)
+    weight : Tensor [E], optional  (1 when omitted)
+    num_nodes : int
+    dtype : torch.dtype
+        Of the result when ``weight`` is omitted.
+
+    Returns
+    -------
+    Tensor [num_nodes, 1]
+    """
+    w = torch.ones(edge_index.shape[1], dtype=dtype, device=edge_index.device) if weight is None else weight
+    return torch.log1p(aggregate(w.unsqueeze(-1), edge_index[0], num_nodes))
 
 
 class OffsetUnPool(nn.Module):
@@ -123,4 +147,4 @@ class OffsetUnPool(nn.Module):
         return Z_out, h_low + self.h_out(m)
 
 
-__all__ = ["POOL_DESIGNS", "unpool_dense", "cluster_offsets", "OffsetUnPool"]
+__all__ = ["POOL_DESIGNS", "unpool_dense", "cluster_offsets", "local_degree", "OffsetUnPool"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from cgsurrogate.surrogate.equivariant.egnn import EGNN
 from cgsurrogate.surrogate.equivariant.eghn import EGHN, EPool, EUnPool, coarsen_adjacency, connectivity_loss, pool_dense
-from cgsurrogate.surrogate.equivariant.eghn_pooling import OffsetUnPool, cluster_offsets
+from cgsurrogate.surrogate.equivariant.eghn_pooling import OffsetUnPool, cluster_offsets, local_degree
 from cgsurrogate.surrogate.equivariant.emmp import EMMP
 from cgsurrogate.surrogate.equivariant.testing import assert_equivariant, equivariance_errors, random_transform
 from cgsurrogate.surrogate.equivariant.message_passing import aggregate, collate_graphs, fully_connected_edges
@@ -48,7 +48,8 @@ def modules():
         eghn2=EGHN(2, 2, 2, hidden=HID, n_clusters=[4, 2], layers_per_block=1, pool_layers=1),
         eghn_in=EGHN(2, 2, 2, hidden=HID, n_clusters=[3], layers_per_block=2, pool_layers=2, head="energy",
                      pool_design="input"),
-        eghn2_in=EGHN(2, 2, 2, hidden=HID, n_clusters=[4, 2], layers_per_block=1, pool_layers=1, pool_design="input"),
+        eghn2_in=EGHN(2, 2, 2, hidden=HID, n_clusters=[4, 2], layers_per_block=1, pool_layers=1, pool_design="input",
+                      pool_degree=True),
         offset_unpool=OffsetUnPool(3, HID),
         mpnn=MPNN(2, 2, hidden=HID, n_layers=2),
     )
@@ -321,3 +322,11 @@ def test_eghn_pool_design_option():
     assert isinstance(EGHN(2, 2, 2, hidden=8).unpools[0], EUnPool)
     with pytest.raises(ValueError, match="pool_design"):
         EGHN(2, 2, 2, hidden=8, pool_design="latent")
+
+
+def test_local_degree_counts_weighted_neighbours():
+    ei = torch.tensor([[0, 1, 1, 2, 0, 2], [1, 0, 2, 1, 2, 0]])  # a triangle
+    assert torch.allclose(local_degree(ei, None, 4, torch.float64).squeeze(1),
+                          torch.log1p(torch.tensor([2.0, 2.0, 2.0, 0.0], dtype=torch.float64)))
+    w = torch.tensor([0.5, 0.5, 1.0, 1.0, 2.0, 2.0])
+    assert torch.allclose(local_degree(ei, w, 3).squeeze(1), torch.log1p(torch.tensor([2.5, 1.5, 3.0])))
