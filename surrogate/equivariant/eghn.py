@@ -12,6 +12,8 @@ EGHN     the equivariant U-Net of sec. 3.4: for every level an external EGNN-for
          EMMP runs on ``A_local``; at the top an EGNN block on the cluster graph; the decoder applies
          E-UnPool with the score matrix of the matching E-Pool (skip connection), each preceded by an
          EGNN block at the coarser level. Loss: eq. 16, see :func:`connectivity_loss`.
+         ``pool_design="input"`` and ``pool_degree`` select the authors' code's pooling/decoder and a
+         degree feature for the scores (:mod:`cgsurrogate.surrogate.equivariant.eghn_pooling`).
 
 Heads: ``head="dynamics"`` predicts positions (first column of the output matrix, the paper's task);
 ``head="energy"`` additionally reads an invariant per-node energy from the final ``h`` (summed for
