@@ -89,7 +89,7 @@ def child_numba(replicas: int, steps: int) -> dict:
     from cgsurrogate.simulate.numba_engine import NumbaEngine
     from cgsurrogate.simulate.protocol import Protocol
 
-    proto = dataclasses.replace(Protocol.short(), ramp_steps=0)
+    proto = dataclasses.replace(Protocol.short(), ramp_steps=0, hold_steps=2400)  # full load
     params = np.random.default_rng(0).choice([3.0, 30.0, 57.0], size=(replicas, 5))
     t0 = time.perf_counter()
     eng = NumbaEngine(params, proto, seed=1)
@@ -194,8 +194,9 @@ def main(argv=None) -> int:
     ap.add_argument("--platform", default="CPU")
     ap.add_argument("--engine", choices=["openmm", "numba"], default="openmm",
                     help="our engine: OpenMM (default) or the numba kernels ([fast] extra; CPU)")
-    ap.add_argument("--e2e-workers", type=int, nargs="+", default=None,
-                    help="worker counts of the end-to-end runs (default: --workers)")
+    ap.add_argument("--e2e", nargs="+", default=None, metavar="RUNS:WORKERS",
+                    help="end-to-end jobs: RUNS parameter sets (--e2e-params, cycled) on WORKERS workers, e.g. "
+                    "4:1 4:2 16:1 (default: all --e2e-params on --workers)")
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 16, 128])
     ap.add_argument("--atom-steps", type=float, default=6e6, help="atom-steps timed per size (default 6e6)")
     ap.add_argument("--tip-params", default="3,3,3,3,3;30,30,30,30,30;57,57,57,57,57")
@@ -251,11 +252,13 @@ def main(argv=None) -> int:
 
     parse = lambda text: [[float(v) for v in p.split(",")] for p in text.split(";")]  # noqa: E731
     if not args.skip_e2e:
-        params = parse(args.e2e_params)
+        all_params = parse(args.e2e_params)
+        jobs = [tuple(int(v) for v in j.split(":")) for j in args.e2e] if args.e2e else [(len(all_params), args.workers)]
         best_lammps = max((row["lammps"]["atom_steps_per_s"] for row in res["throughput"] if "lammps" in row),
                           default=None)
         res["end_to_end"] = []
-        for workers in args.e2e_workers or [args.workers]:
+        for runs, workers in jobs:
+            params = [all_params[i % len(all_params)] for i in range(runs)]
             with tempfile.TemporaryDirectory() as d:
                 cmd = [sys.executable, "cli.py", "simulate", "--out", f"{d}/e2e", "--workers", str(workers),
                        "--batch-size", str(max(1, len(params) // workers)), "--no-progress", "--platform",
@@ -281,9 +284,10 @@ def main(argv=None) -> int:
                   + (f" = {e2e['vs_best_lammps_per_core']:.2f} x LAMMPS's best per core" if best_lammps else "")
                   + f"; load {up.split('average:')[-1].strip()}", flush=True)
         if args.engine == "numba":
+            params = [all_params[i % len(all_params)] for i in range(jobs[0][0])]
             b = _child("e2e_breakdown", params, args.engine, 1)
             res["end_to_end_breakdown"] = b
-            print("  where the time goes (the same runs in one process, one worker): "
+            print(f"  where the time goes ({len(params)} runs in one process, one worker): "
                   + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in b.items() if k.endswith("_s")), flush=True)
 
     if not args.skip_tips and have_lammps:
