@@ -20,8 +20,7 @@ import math
 import numpy as np
 
 from cgsurrogate.core.errors import CGSurrogateError, require_extra
-from cgsurrogate.simulate.microtubule import LOAD_FORCE_KJMOL_NM, MONOMER_MASS_AMU, ZJ_TO_KJMOL, Topology
-from cgsurrogate.simulate.microtubule import microtubule_topology
+from cgsurrogate.simulate.microtubule import MONOMER_MASS_AMU, ZJ_TO_KJMOL, Topology, microtubule_topology
 
 #: Boltzmann constant in kJ/mol/K (OpenMM's ``BOLTZ``, from the exact SI constants).
 BOLTZ_KJMOL_K = 1.380649e-23 * 6.02214076e23 / 1000.0
@@ -126,7 +125,7 @@ class NumbaEngine:
         b = math.sqrt(max(0.0, 1.0 - self._fric_a ** 2) * kt)
         self._noise = b * np.sqrt(invm)
         loadf = np.zeros(N)
-        loadf[load] = -float(protocol.load if protocol.load is not None else LOAD_FORCE_KJMOL_NM)
+        loadf[load] = -float(protocol.load)
         self._loadf = loadf
         self._rng = rng_states(seed, R)
         self._scratch = (np.empty(3 * nb), np.empty(6 * na), np.empty(6 * nb + 9 * na))
