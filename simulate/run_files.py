@@ -44,19 +44,16 @@ def software_versions() -> dict:
 
     out = {"python": _platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
            "openmm": openmm.__version__}
-    try:
-        import dask
-        import distributed
+    from importlib.metadata import PackageNotFoundError, version
 
-        out["dask"] = dask.__version__
-        out["distributed"] = distributed.__version__
-    except ImportError:
-        pass
+    for dist in ("dask", "distributed", "numba"):  # optional extras; read without importing them
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
     try:
-        from importlib.metadata import version
-
         out["cgsurrogate"] = version("cgsurrogate")
-    except Exception:  # not installed (running from a source tree)
+    except PackageNotFoundError:  # not installed (running from a source tree)
         out["cgsurrogate"] = "source"
     return out
 
