@@ -93,7 +93,8 @@ def export_openmm_system(model, params, clamp_nodes=None, load_nodes=None, load_
     from cgsurrogate.surrogate.gcn.potential import InvariantPotential
 
     if not isinstance(model, InvariantPotential):
-        raise CGSurrogateError(f"only an InvariantPotential exports to native OpenMM forces, got {type(model).__name__}")
+        raise CGSurrogateError("only an InvariantPotential exports to native OpenMM forces, "
+                               f"got {type(model).__name__}")
     k, b = kind_stiffness(model, params)
     topo = model.topology
     system, info = build_microtubule_system(np.asarray(params, np.float64), topo, clamp_nodes, load_nodes,
