@@ -16,6 +16,7 @@ _EXPORTS = {
     "microtubule_atoms": "ase_calculator",
     "surrogate_force": "openmm_force",
     "surrogate_system": "openmm_force",
+    "export_openmm_system": "surrogate_openmm_native",
     "spec_openmm_topology": "openmmml_potential",
     "microtubule_openmm_topology": "openmmml_potential",
     "predict": "prediction",
