@@ -1,6 +1,7 @@
 """Command-line parser and handler of the EGHN commands: ``mcomplex`` data, ``eghn-train`` and ``protein-md``."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from cgsurrogate.core.errors import InputFileError
@@ -71,6 +72,11 @@ def add_eghn_train(sub):
                    help="EGHN: E-UnPool initialisation (default standard, PyTorch's)")
     p.add_argument("--conn-norm", choices=["frobenius", "squared"], default="frobenius",
                    help="EGHN: connectivity loss as the Frobenius norm (eq. 16, default) or its square")
+    p.add_argument("--pool-design", choices=["input", "hidden"], default="input",
+                   help="EGHN: E-Pool pools the input x, v and the decoder refines each node's offset from its "
+                        "cluster (input, the authors' code; default) or pools hidden coordinates (hidden)")
+    p.add_argument("--pool-degree", action=argparse.BooleanOptionalAction, default=True,
+                   help="EGHN: the node's degree on A_local in the E-Pool scores (not in the paper; default on)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="checkpoint .pt (best-validation weights; resumes when present); "
                                                 "microtubule: a folder for best.pt and last.pt (resume)")
@@ -122,7 +128,8 @@ def _run_eghn_train(args):
                         lambda_conn=args.lambda_conn, seed=args.seed, span=args.span, cutoff_nm=args.cutoff_nm,
                         clip_grad=args.clip_grad, eval_every=args.eval_every, patience=args.patience,
                         weight_decay=args.weight_decay, n_layers=args.layers, layers_per_block=args.layers_per_block,
-                        pool_layers=args.pool_layers, unpool_init=args.unpool_init, conn_norm=args.conn_norm)
+                        pool_layers=args.pool_layers, unpool_init=args.unpool_init, conn_norm=args.conn_norm,
+                        pool_design=args.pool_design, pool_degree=args.pool_degree)
     print(f"{args.model} on {args.task}: best validation MSE {r['best_val_mse']:.5g} at epoch {r['best_epoch']}, "
           f"test MSE {r['test_mse']:.5g} ({r['n_train']}/{r['n_valid']}/{r['n_test']} samples); wrote {args.out}")
     return 0

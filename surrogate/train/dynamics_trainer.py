@@ -257,15 +257,18 @@ def train_benchmark(task: str, model_name: str, checkpoint, data=None, sources=N
                     lambda_conn: float = 1.0, seed: int = 0, span: int = 15, cutoff_nm: float = 1.0,
                     clip_grad: float = 1.0, eval_every: int = 5, patience: int = 0, weight_decay: float = 1e-12,
                     n_layers: int = 4, layers_per_block: int = 2, pool_layers: int = 2,
-                    unpool_init: str = "standard", conn_norm: str = "frobenius") -> dict:
+                    unpool_init: str = "standard", conn_norm: str = "frobenius", pool_design: str = "input",
+                    pool_degree: bool = True) -> dict:
     """Train one model on a benchmark, keep the best-validation weights in ``checkpoint``, report test MSE.
 
     Re-running with the same checkpoint resumes (and extends to a larger ``epochs``).
     ``clip_grad`` (0 = off), ``eval_every``, ``patience`` (validations without improvement before
     stopping, 0 = never) and ``weight_decay`` go to :class:`TrainConfig`; ``n_layers`` is the depth
-    of MPNN/EGNN; ``layers_per_block``, ``pool_layers``, ``unpool_init`` and ``conn_norm`` shape
-    EGHN (see :class:`cgsurrogate.surrogate.equivariant.eghn.EGHN`). The EGHN authors' settings:
-    no clipping, validation every 5 epochs, patience 50.
+    of MPNN/EGNN; ``layers_per_block``, ``pool_layers``, ``unpool_init``, ``conn_norm``,
+    ``pool_design`` and ``pool_degree`` shape EGHN (see :class:`cgsurrogate.surrogate.equivariant.eghn.EGHN`;
+    defaults here: the authors' pooling design plus the A_local degree in the E-Pool scores, the best
+    measured on M-complex, ``bench/results/eghn/``). The EGHN authors' settings: no clipping,
+    validation every 5 epochs, patience 50.
 
     Returns
     -------
@@ -278,7 +281,8 @@ def train_benchmark(task: str, model_name: str, checkpoint, data=None, sources=N
     model = build_dynamics_model(model_name, dims["in_node"], dims["edge_dim"], dims["local_edge_dim"],
                                  [clusters or dims["n_clusters"]], hidden=hidden, n_layers=n_layers,
                                  lambda_conn=lambda_conn, layers_per_block=layers_per_block, pool_layers=pool_layers,
-                                 unpool_init=unpool_init, conn_norm=conn_norm)
+                                 unpool_init=unpool_init, conn_norm=conn_norm, pool_design=pool_design,
+                                 pool_degree=pool_degree)
     cfg = TrainConfig(epochs=epochs, steps_per_epoch=0, batch_size=batch_size, lr=lr, seed=seed, clip_grad=clip_grad,
                       eval_every=eval_every, patience=patience, weight_decay=weight_decay)
     info = {"task": task, "data": str(data), "span": span, "cutoff_nm": cutoff_nm}
