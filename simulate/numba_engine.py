@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from cgsurrogate.core.errors import CGSurrogateError, require_extra
-from cgsurrogate.simulate.microtubule import MONOMER_MASS_AMU, ZJ_TO_KJMOL, Topology, microtubule_topology
+from cgsurrogate.simulate.microtubule import MONOMER_MASS_AMU, ZJ_TO_KJMOL, Topology
 
 #: Boltzmann constant in kJ/mol/K (OpenMM's ``BOLTZ``, from the exact SI constants).
 BOLTZ_KJMOL_K = 1.380649e-23 * 6.02214076e23 / 1000.0
@@ -80,17 +80,11 @@ class NumbaEngine:
 
     def __init__(self, params, protocol, topology: Topology | None = None, seed: int = 1, clamp_nodes=None,
                  load_nodes=None, mass: float = MONOMER_MASS_AMU):
-        from cgsurrogate.simulate.openmm_system import _check_params
+        from cgsurrogate.simulate.openmm_system import replica_setup
 
         self._k = kernels()
-        topo = topology or microtubule_topology()
-        p = _check_params(params)
+        topo, p, clamp, load = replica_setup(params, topology, clamp_nodes, load_nodes)
         R, N = p.shape[0], topo.num_nodes
-        clamp = topo.ring_nodes([0, 1]) if clamp_nodes is None else np.asarray(clamp_nodes, dtype=np.int64)
-        load = topo.ring_nodes([-2, -1]) if load_nodes is None else np.asarray(load_nodes, dtype=np.int64)
-        for name, nodes in (("clamp_nodes", clamp), ("load_nodes", load)):
-            if nodes.size and (nodes.min() < 0 or nodes.max() >= N):
-                raise CGSurrogateError(f"{name} must lie in 0..{N - 1}")
         if not (np.isfinite(mass) and mass > 0):
             raise CGSurrogateError(f"mass {mass!r}: must be positive and finite")
         self.protocol, self.topology, self.params = protocol, topo, p

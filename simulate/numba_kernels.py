@@ -198,21 +198,25 @@ def terms(x, top, k2b, k2a, EB, UV, T):
                 T[m0 + 3 * n_bent:])
 
 
+@njit(inline="always", **_JIT)
+def _particle_force(T, ptr, idx, n):
+    """Internal force on particle ``n``: the sum over ``q in ptr[n] .. ptr[n+1]-1`` of ``T[idx[q] : idx[q] + 3]``."""
+    sx = 0.0
+    sy = 0.0
+    sz = 0.0
+    for q in range(ptr[n], ptr[n + 1]):
+        k = idx[q]
+        sx += T[k]
+        sy += T[k + 1]
+        sz += T[k + 2]
+    return sx, sy, sz
+
+
 @njit(**_JIT)
 def reduce_forces(T, ptr, idx, f):
-    """``f[n] = sum over q in ptr[n] .. ptr[n+1]-1 of T[idx[q] : idx[q] + 3]`` (internal force on every particle)."""
+    """``f[n]`` = the internal force on every particle ``n`` (see :func:`_particle_force`)."""
     for n in range(ptr.shape[0] - 1):
-        sx = 0.0
-        sy = 0.0
-        sz = 0.0
-        for q in range(ptr[n], ptr[n + 1]):
-            k = idx[q]
-            sx += T[k]
-            sy += T[k + 1]
-            sz += T[k + 2]
-        f[n, 0] = sx
-        f[n, 1] = sy
-        f[n, 2] = sz
+        f[n, 0], f[n, 1], f[n, 2] = _particle_force(T, ptr, idx, n)
 
 
 @njit(**_JIT)
@@ -288,14 +292,8 @@ def run_steps(X, Vel, top, K2B, K2A, invm, noise, loadf, EB, UV, T, rng,
                 im = invm[n]
                 if im == 0.0:
                     continue
-                fx = 0.0
-                fy = scale * loadf[n]
-                fz = 0.0
-                for q in range(ptr[n], ptr[n + 1]):
-                    k = idx[q]
-                    fx += T[k]
-                    fy += T[k + 1]
-                    fz += T[k + 2]
+                fx, fy, fz = _particle_force(T, ptr, idx, n)
+                fy += scale * loadf[n]
                 vx = v[n, 0] + dt * fx * im
                 vy = v[n, 1] + dt * fy * im
                 vz = v[n, 2] + dt * fz * im

@@ -84,6 +84,35 @@ class SystemInfo:
         return slice(r * self.num_nodes, (r + 1) * self.num_nodes)
 
 
+def replica_setup(params, topology=None, clamp_nodes=None, load_nodes=None):
+    """Checked inputs of a set of replicas, shared by the engines.
+
+    Parameters
+    ----------
+    params : array [R, 5] (or [5]) of strengths (zJ)
+    topology : Topology, optional (default the paper's tube)
+    clamp_nodes, load_nodes : int arrays, optional (default the first / last two rings)
+
+    Returns
+    -------
+    topology, params [R, 5] float64, clamp nodes, load nodes (int64 arrays)
+
+    Raises
+    ------
+    CGSurrogateError
+        Bad parameters, or node indices outside the topology.
+    """
+    topo = topology or microtubule_topology()
+    p = _check_params(params)
+    N = topo.num_nodes
+    clamp = topo.ring_nodes([0, 1]) if clamp_nodes is None else np.asarray(clamp_nodes, dtype=np.int64)
+    load = topo.ring_nodes([-2, -1]) if load_nodes is None else np.asarray(load_nodes, dtype=np.int64)
+    for name, nodes in (("clamp_nodes", clamp), ("load_nodes", load)):
+        if nodes.size and (nodes.min() < 0 or nodes.max() >= N):
+            raise CGSurrogateError(f"{name} must lie in 0..{N - 1}")
+    return topo, p, clamp, load
+
+
 def _check_params(params) -> np.ndarray:
     p = np.asarray(params, dtype=np.float64)
     if p.ndim == 1:
@@ -152,14 +181,8 @@ def build_microtubule_system(
     """
     import openmm
 
-    topo = topology or microtubule_topology()
-    p = _check_params(params)
+    topo, p, clamp, load = replica_setup(params, topology, clamp_nodes, load_nodes)
     R, N = p.shape[0], topo.num_nodes
-    clamp = topo.ring_nodes([0, 1]) if clamp_nodes is None else np.asarray(clamp_nodes, dtype=np.int64)
-    load = topo.ring_nodes([-2, -1]) if load_nodes is None else np.asarray(load_nodes, dtype=np.int64)
-    for name, nodes in (("clamp_nodes", clamp), ("load_nodes", load)):
-        if nodes.size and (nodes.min() < 0 or nodes.max() >= N):
-            raise CGSurrogateError(f"{name} must lie in 0..{N - 1}")
     if not np.isfinite(load_force):
         raise CGSurrogateError("load_force must be finite")
 
