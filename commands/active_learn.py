@@ -26,34 +26,19 @@ def add_active_learn(sub):
 def _run_active_learn(args):
     from pathlib import Path
 
-    import numpy as np
-    import torch
-
-    from cgsurrogate.data.microtubule import list_runs, load_run, read_metadata
-    from cgsurrogate.simulate.sweep import run_path
+    from cgsurrogate.data.microtubule import read_metadata
     from cgsurrogate.surrogate.train.active_learning import ActiveLearningConfig, read_frames, run_active_learning
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise CLIError(f"--out {args.out}: exists and is not a folder")
-    meta = read_metadata(args.data)
-    ids = list_runs(args.data)
+    runs = None
     if args.runs:
         try:
-            want = [int(v) for v in args.runs.split(",") if v.strip()]
+            runs = [int(v) for v in args.runs.split(",") if v.strip()]
         except ValueError:
             raise CLIError(f"--runs {args.runs!r}: expected comma-separated run ids") from None
-        missing = sorted(set(want) - set(ids))
-        if missing:
-            raise CLIError(f"--runs: runs {missing} are not in {args.data}")
-        ids = want
-    if not ids:
-        raise CLIError(f"{args.data}: dataset has no completed runs")
-    rows = [load_run(run_path(args.data, r)) for r in ids]
-    initial = {"positions": torch.as_tensor(np.concatenate([r["positions"] for r in rows])),
-               "params": torch.as_tensor(np.concatenate([np.broadcast_to(r["params"], (len(r["steps"]), 5))
-                                                         for r in rows])),
-               "energies": torch.as_tensor(np.concatenate([r["energies"].sum(1) for r in rows])),
-               "forces": torch.as_tensor(np.concatenate([r["forces"] for r in rows]))}
+    meta = read_metadata(args.data)
+    initial = read_frames(args.data, runs)
     cfg = ActiveLearningConfig(rounds=args.rounds, per_round=args.per_round, candidates=args.candidates,
                                strategy=args.strategy, epochs=args.epochs, seed=args.seed)
     recs = run_active_learning(initial, read_frames(args.test), meta, args.out, cfg, progress=not args.no_progress)

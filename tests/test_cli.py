@@ -263,7 +263,9 @@ def test_active_learn_bad_paths_and_runs_are_one_error_line(tiny_dataset, tmp_pa
     cases = [(["--data", str(tmp_path / "nope"), "--test", str(tiny_dataset), "--out", str(tmp_path / "o")], "nope"),
              (["--data", str(tiny_dataset), "--test", str(tiny_dataset), "--out", str(f)], "not a folder"),
              (["--data", str(tiny_dataset), "--runs", "0,999", "--test", str(tiny_dataset), "--out",
-               str(tmp_path / "o")], "999")]
+               str(tmp_path / "o")], "999"),
+             (["--data", str(tiny_dataset), "--test", str(tmp_path / "no_test"), "--out", str(tmp_path / "o")],
+              "no_test: dataset folder not found")]
     for args, words in cases:
         assert cli.main(["active-learn", *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -137,14 +137,28 @@ def write_labelled(folder, positions, params, energies, forces, meta: dict, note
     return folder
 
 
-def read_frames(folder) -> dict:
-    """Every frame of every run of a dataset folder: ``positions [M, N, 3]``, ``params [M, 5]``,
-    ``energies [M]`` (total), ``forces [M, N, 3]`` (float64 tensors), no split."""
+def read_frames(folder, runs=None) -> dict:
+    """Every frame of the runs ``runs`` (default all) of a dataset folder: ``positions [M, N, 3]``,
+    ``params [M, 5]``, ``energies [M]`` (total), ``forces [M, N, 3]`` (float64 tensors), no split.
+
+    Raises
+    ------
+    CGSurrogateError
+        A run of ``runs`` is not in the folder, or the folder has no completed runs.
+    """
     from cgsurrogate.data.microtubule import list_runs, load_run
     from cgsurrogate.simulate.sweep import run_path
 
+    if not Path(folder).is_dir():
+        raise CGSurrogateError(f"{folder}: dataset folder not found")
+    ids = list_runs(folder)
+    if runs is not None:
+        missing = sorted(set(int(r) for r in runs) - set(ids))
+        if missing:
+            raise CGSurrogateError(f"runs {missing} are not in {folder}")
+        ids = [int(r) for r in runs]
     rows = []
-    for rid in list_runs(folder):
+    for rid in ids:
         r = load_run(run_path(folder, rid))
         n = r["positions"].shape[0]
         rows.append((r["positions"], np.broadcast_to(r["params"], (n, 5)), r["energies"].sum(1), r["forces"]))
