@@ -37,7 +37,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def build_test_set(test_root, seed: int = 0) -> tuple[dict, dict]:
     """The fixed test set (see the module docstring) as a frames dict, plus counts per part."""
     from cgsurrogate.data.microtubule import read_metadata
-    from cgsurrogate.data.sampling import _Field, _langevin, exact_labels
+    from cgsurrogate.data.sampling import LoadedField, langevin_states, exact_labels
     from cgsurrogate.simulate.energy import TrueEnergy
     from cgsurrogate.surrogate.train.active_learning import free_mask, read_frames
 
@@ -56,8 +56,8 @@ def build_test_set(test_root, seed: int = 0) -> tuple[dict, dict]:
     for i in rng.choice(M, 24, replace=False):
         lf = np.zeros((N, 3))
         lf[np.asarray(meta["load_nodes"], int), 1] = -load
-        field = _Field(energy, P0[i], free, lf)
-        x, _ = _langevin(field, X0[i], [100.0, 300.0][len(Xt) % 2], float(meta["monomer_mass_amu"]), 30, rng)
+        field = LoadedField(energy, P0[i], free, lf)
+        x, _ = langevin_states(field, X0[i], [100.0, 300.0][len(Xt) % 2], float(meta["monomer_mass_amu"]), 30, rng)
         Xt.append(x), Pt.append(P0[i])
     parts["exact_md"] = (np.stack(Xt), np.stack(Pt))
     idx = rng.choice(M, 36, replace=False)

@@ -70,8 +70,19 @@ def exact_labels(positions, params, energy=None):
     return per.detach().numpy(), (-g).numpy()
 
 
-class _Field:
-    """Exact energy plus a constant external load; clamped particles fixed."""
+class LoadedField:
+    """An energy function plus a constant external load, clamped particles fixed.
+
+    Parameters
+    ----------
+    energy : callable ``energy(positions [1, N, 3] nm, params [1, P]) -> (total [1], per-node [1, N])`` kJ/mol
+        (``TrueEnergy`` or a surrogate)
+    params : [P] strengths
+    free : bool [N], False for clamped particles
+    load_force : [N, 3] kJ/mol/nm
+
+    ``forces(x [N, 3])`` returns the forces on the free particles ``[N, 3]`` and the total energy (kJ/mol).
+    """
 
     def __init__(self, energy, params, free, load_force):
         self.energy, self.params = energy, torch.as_tensor(params, dtype=torch.float64)
@@ -86,8 +97,9 @@ class _Field:
         return -g * self.free[:, None], float(e.detach())
 
 
-def _lbfgs_states(field, x0, checkpoints):
-    """Positions after each number of L-BFGS iterations in ``checkpoints`` (sorted)."""
+def lbfgs_states(field, x0, checkpoints):
+    """Positions ``[N, 3]`` (nm) after each number of L-BFGS iterations in ``checkpoints`` (sorted) on
+    ``field`` (:class:`LoadedField`), starting from ``x0`` [N, 3]."""
     x = torch.as_tensor(x0, dtype=torch.float64).clone().requires_grad_(True)
     opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
     out, it = [], 0
@@ -106,8 +118,9 @@ def _lbfgs_states(field, x0, checkpoints):
     return out
 
 
-def _langevin(field, x0, temperature, mass, steps, rng, dt=100.0, friction=1e-3):
-    """BAOAB Langevin from ``x0`` (nm) at ``temperature`` K; returns positions, velocities."""
+def langevin_states(field, x0, temperature, mass, steps, rng, dt=100.0, friction=1e-3):
+    """Langevin dynamics on ``field`` (:class:`LoadedField`) from ``x0`` [N, 3] (nm) at ``temperature`` K,
+    ``mass`` amu, ``steps`` steps of ``dt`` ps; returns positions [N, 3] nm and velocities [N, 3] nm/ps."""
     x = torch.as_tensor(x0, dtype=torch.float64).clone()
     free = field.free[:, None].to(torch.float64)
     kt = KB_KJMOL_K * temperature
@@ -174,23 +187,23 @@ def sample_run(kind: str, source: dict, meta: dict, frames: int, rng, energy=Non
         temps = np.array([1.0, 10.0, 100.0, 300.0])[np.arange(frames) % 4]
         mass = float(meta.get("monomer_mass_amu", 3.011e7))
         for f in range(frames):
-            field = _Field(energy, params, free, load_at(pick[f]))
-            out_x[f], out_v[f] = _langevin(field, pos[pick[f]], temps[f], mass, 30, rng)
+            field = LoadedField(energy, params, free, load_at(pick[f]))
+            out_x[f], out_v[f] = langevin_states(field, pos[pick[f]], temps[f], mass, 30, rng)
     elif kind == "relaxed":
         stops = np.unique(np.geomspace(2, 60, frames).astype(int))
         stops = np.concatenate([stops, np.full(frames - len(stops), stops[-1])])
         f0 = int(pick[0])
         start = pos[f0] + 0.3 * rng.standard_normal((N, 3)) * free[:, None]
-        out_x[:] = _lbfgs_states(_Field(energy, params, free, load_at(f0)), start, list(stops))
+        out_x[:] = lbfgs_states(LoadedField(energy, params, free, load_at(f0)), start, list(stops))
     elif kind == "load":
         ang = rng.uniform(0, 2 * np.pi)
         d = np.array([np.cos(ang), np.sin(ang), rng.uniform(-0.5, 0.5)])
         d /= np.linalg.norm(d)
         scale = float(np.exp(rng.uniform(np.log(0.25), np.log(4.0))))
-        field = _Field(energy, params, free, load_at(F0 - 1, scale, d))
+        field = LoadedField(energy, params, free, load_at(F0 - 1, scale, d))
         stops = np.unique(np.geomspace(3, 150, frames).astype(int))
         stops = np.concatenate([stops, np.full(frames - len(stops), stops[-1])])
-        out_x[:] = _lbfgs_states(field, rest, list(stops))
+        out_x[:] = lbfgs_states(field, rest, list(stops))
     else:
         raise CGSurrogateError(f"unknown sample kind {kind!r}; choose from {', '.join(SAMPLE_KINDS)}")
     e, forces = exact_labels(out_x, out_p, energy)
@@ -289,4 +302,5 @@ def sample_dataset(source, out, kinds=SAMPLE_KINDS, runs_per_kind: int | None = 
     return {"out": str(out), "num_runs": len(plan), "computed": computed, "already_done": done}
 
 
-__all__ = ["SAMPLE_KINDS", "exact_labels", "sample_run", "sample_dataset"]
+__all__ = ["SAMPLE_KINDS", "exact_labels", "sample_run", "sample_dataset", "LoadedField", "lbfgs_states",
+           "langevin_states"]

@@ -50,7 +50,7 @@ def propose_candidates(model, starts, meta: dict, count: int, rng, kinds=CANDIDA
     ``kinds`` (list of str), ``dropped`` (int: non-finite trajectories).
     """
     from cgsurrogate.core.errors import CGSurrogateError
-    from cgsurrogate.data.sampling import _Field, _langevin, _lbfgs_states
+    from cgsurrogate.data.sampling import LoadedField, langevin_states, lbfgs_states
 
     kinds = tuple(kinds)
     bad = [k for k in kinds if k not in CANDIDATE_KINDS]
@@ -79,13 +79,13 @@ def propose_candidates(model, starts, meta: dict, count: int, rng, kinds=CANDIDA
         if kind == "perturb":
             x = x0 + np.exp(rng.uniform(np.log(0.01), np.log(0.2))) * rng.standard_normal((N, 3)) * free[:, None]
         else:
-            field = _Field(model, s, free, lf)
+            field = LoadedField(model, s, free, lf)
             try:
                 if kind == "md":
-                    x, _ = _langevin(field, x0, float(rng.choice([10.0, 100.0, 300.0])), mass, int(md_steps), rng)
+                    x, _ = langevin_states(field, x0, float(rng.choice([10.0, 100.0, 300.0])), mass, int(md_steps), rng)
                 else:
                     start = x0 + 0.1 * rng.standard_normal((N, 3)) * free[:, None]
-                    x = _lbfgs_states(field, start, [int(relax_iterations)])[0]
+                    x = lbfgs_states(field, start, [int(relax_iterations)])[0]
             except (RuntimeError, FloatingPointError):
                 x = None
         if x is None or not np.all(np.isfinite(x)):
