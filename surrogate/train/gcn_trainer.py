@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -218,7 +219,7 @@ def train(model, X_train: torch.Tensor, Y_train: torch.Tensor, X_val: torch.Tens
                    val_batch_size=val_batch_size, normalizer=normalizer, hierarchy=hierarchy,
                    dataset_info=dataset_info, system_spec=system_spec)
     device = str(device) if device is not None else str(next(model.parameters()).device)
-    cfg = TrainConfig(**{**config.__dict__, "device": device, "progress": bool(progress)})
+    cfg = replace(config, device=device, progress=bool(progress))
     res = fit(model, task, cfg, out_dir, desc=desc or getattr(model, "name", "train"))
     return {**res, "best_val_nmse": res["best_val"], "flops": task.flops, "epochs": cfg.epochs,
             "best_state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
