@@ -65,14 +65,17 @@ def _job(job: dict) -> dict:
 
     torch.set_num_threads(job["threads"])
     from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
-    from cgsurrogate.surrogate.gcn.registry import build_model
-    from cgsurrogate.surrogate.train.gcn_trainer import TrainConfig, load_normalised_dataset, train
+    from cgsurrogate.surrogate.train.gcn_trainer import (TrainConfig, build_training_model, load_normalised_dataset,
+                                                         train)
 
     data = load_normalised_dataset(job["data"], 0.2, job["seed"], job["max_val_samples"])
     hier = microtubule_hierarchy(3)
     torch.manual_seed(job["seed"])
-    model = build_model(job["model"], hierarchy=hier)
-    cfg = TrainConfig(epochs=job["epochs"], steps_per_epoch=job["batches_per_epoch"], seed=job["seed"])
+    # the trainer's model (input_skip on, as cli.py train): without the skip a GCN never sees the strengths (issue 13)
+    model = build_training_model(job["model"], hier, data["X_train"].shape[-1],
+                                 {"input_skip": job.get("input_skip", True)})
+    cfg = TrainConfig(epochs=job["epochs"], steps_per_epoch=job["batches_per_epoch"], seed=job["seed"],
+                      lr=job.get("lr", 1e-3))
     t0 = time.perf_counter()
     res = train(model, data["X_train"], data["Y_train"], data["X_val"], data["Y_val"], cfg, job["dir"],
                 schedule=job["schedule"], normalizer=data["normalizer"], hierarchy=hier,
@@ -95,14 +98,14 @@ def time_models(models, reps: int, threads: int, device: str = "cpu") -> dict:
     import torch
 
     from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
-    from cgsurrogate.surrogate.gcn.registry import build_model
+    from cgsurrogate.surrogate.train.gcn_trainer import build_training_model
 
     torch.set_num_threads(threads)
     hier = microtubule_hierarchy(3)
     out = {}
     for name in models:
         torch.manual_seed(0)
-        m = build_model(name, hierarchy=hier).to(device)
+        m = build_training_model(name, hier).to(device)  # the trained models (input skip on)
         x, y = torch.randn(8, 624, 11, device=device), torch.randn(8, 624, 1, device=device)
         ts, cpu = [], []
         for i in range(reps + 3):
@@ -239,6 +242,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="*", help="override the preset's seeds")
     ap.add_argument("--workers", type=int, help="parallel training processes (one thread each)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper: the default 1e-3)")
+    ap.add_argument("--paper-inputs", action="store_true",
+                    help="build the paper's design (no input skip: the GCNs never see the strengths, issue 13)")
     ap.add_argument("--skip-schedules", action="store_true")
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--sparse-only", action="store_true", help="only time the structure-matrix products")
@@ -280,7 +286,8 @@ def main(argv=None) -> int:
     jobs = []
     base = {"data": args.data, "epochs": preset["epochs"], "batches_per_epoch": preset["batches_per_epoch"],
             "max_val_samples": preset["max_val_samples"], "threads": 1 if preset["workers"] > 1 else 2,
-            "device": args.device, "progress": preset["workers"] == 1}
+            "device": args.device, "progress": preset["workers"] == 1, "lr": args.lr,
+            "input_skip": not args.paper_inputs}
     for seed in preset["seeds"][:1]:
         for name in args.models:
             jobs.append({**base, "model": name, "schedule": "all", "seed": seed,

@@ -264,6 +264,19 @@ def load_normalised_dataset(root, val_fraction: float = 0.2, seed: int = 0, max_
             "system_spec": tube_system_spec(train_ds.topology)}
 
 
+def build_training_model(model_name: str, hierarchy, in_features: int = 11, model_config: dict | None = None):
+    """The model every trainer of the GCN family builds (``cli.py train``, ``bench/paper_table.py``):
+    :func:`~cgsurrogate.surrogate.gcn.registry.build_model` with ``input_skip=True`` unless
+    ``model_config`` says otherwise. The strengths are constant over the nodes and ``L = A - D``
+    maps them to zero, so without the skip a GCN never sees them (issue 13);
+    ``model_config={"input_skip": False}`` is the paper's design. Maps [B, N, F] -> [B, N, 1].
+    """
+    from cgsurrogate.surrogate.gcn.registry import build_model
+
+    return build_model(model_name, hierarchy=hierarchy, in_features=int(in_features),
+                       **{"input_skip": True, **(model_config or {})})
+
+
 def train_from_dataset(data_dir, model_name: str, out_dir, *, schedule: str = "all", epochs: int = 100,
                        seed: int = 0, val_fraction: float = 0.2, lr: float = 1e-3, batch_size: int = 8,
                        batches_per_epoch: int = 20, max_val_samples: int | None = None, hierarchy=None,
@@ -276,8 +289,6 @@ def train_from_dataset(data_dir, model_name: str, out_dir, *, schedule: str = "a
     -------
     dict as :func:`train` plus ``out_dir``.
     """
-    from cgsurrogate.surrogate.gcn.registry import build_model
-
     if not Path(data_dir).is_dir():
         raise InputFileError(f"{data_dir}: dataset folder not found")
     data = load_normalised_dataset(data_dir, val_fraction, seed, max_val_samples)
@@ -286,10 +297,7 @@ def train_from_dataset(data_dir, model_name: str, out_dir, *, schedule: str = "a
 
         hierarchy = microtubule_hierarchy(levels=3)
     torch.manual_seed(seed)
-    # input_skip: the strengths are constant over the nodes and L = A - D maps them to zero;
-    # without the skip a GCN never sees them (issue 13). model_config={"input_skip": False} is the paper.
-    model = build_model(model_name, hierarchy=hierarchy, in_features=data["X_train"].shape[-1],
-                        **{"input_skip": True, **(model_config or {})})
+    model = build_training_model(model_name, hierarchy, data["X_train"].shape[-1], model_config)
     cfg = TrainConfig(epochs=epochs, steps_per_epoch=batches_per_epoch, batch_size=batch_size, lr=lr, seed=seed)
     res = train(model, data["X_train"], data["Y_train"], data["X_val"], data["Y_val"], cfg, out_dir,
                 schedule=schedule, normalizer=data["normalizer"], hierarchy=hierarchy,
@@ -300,7 +308,7 @@ def train_from_dataset(data_dir, model_name: str, out_dir, *, schedule: str = "a
 
 
 __all__ = ["SCHEDULES", "multigrid_cycle", "Schedule", "TrainConfig", "GCNTask", "epoch_batches", "validation_nmse",
-           "train", "load_normalised_dataset", "train_from_dataset"]
+           "train", "build_training_model", "load_normalised_dataset", "train_from_dataset"]
 
 
 def evaluate_checkpoint(*args, **kwargs) -> dict:

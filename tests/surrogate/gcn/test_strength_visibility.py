@@ -39,3 +39,23 @@ def test_trainer_builds_models_with_the_skip(tiny_dataset, tmp_path):
 
     train_from_dataset(tiny_dataset, "gcn", tmp_path, epochs=1, batches_per_epoch=1, batch_size=2, progress=False)
     assert load_checkpoint(tmp_path / "best.pt")["model_config"]["input_skip"] is True
+
+
+def test_paper_table_bench_builds_the_trainers_model(small_hierarchy):
+    """bench/paper_table.py once built its models with build_model's default (no skip), so its
+    GCNs never saw the strengths; it now goes through the trainer's builder."""
+    from cgsurrogate.surrogate.train.gcn_trainer import build_training_model
+
+    torch.manual_seed(0)
+    model = build_training_model("gcn", small_hierarchy, 11)
+    assert model.config["input_skip"] is True
+    x, y = _inputs(small_hierarchy)
+    assert float((model(x) - model(y)).abs().max()) > 1e-4
+    paper = build_training_model("gcn", small_hierarchy, 11, {"input_skip": False})
+    assert torch.allclose(paper(x), paper(y), atol=1e-6)
+    import ast
+    from pathlib import Path
+
+    src = (Path(__file__).resolve().parents[3] / "bench" / "paper_table.py").read_text()
+    calls = {n.func.id for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert "build_training_model" in calls and "build_model" not in calls
