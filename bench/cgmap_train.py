@@ -35,13 +35,16 @@ def main(argv=None):
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--features", default="rich")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr-final", type=float, default=0.0, help="0: constant lr 1e-3; else exponential decay to this")
+    p.add_argument("--augment", default="none", choices=("none", "automorphisms"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     load0 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     anns = load_ham(args.ham)
     t0 = time.perf_counter()
     emb, record = dsgpm_fit(anns, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
-                            feature_sets=tuple(args.features.split(",")), seed=args.seed, progress=True)
+                            feature_sets=tuple(args.features.split(",")), seed=args.seed, lr_final=args.lr_final,
+                            augment=args.augment, progress=True)
     seconds = time.perf_counter() - t0
     from cgsurrogate.surrogate.cgmap.network import DSGPM
 

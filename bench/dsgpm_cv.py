@@ -81,7 +81,8 @@ def run_fold(args, anns, folds):
 
     def fit(train):
         return dsgpm_fit(train, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
-                         feature_sets=tuple(args.features.split(",")), seed=args.seed, progress=True)
+                         feature_sets=tuple(args.features.split(",")), seed=args.seed, lr_final=args.lr_final,
+                         augment=args.augment, progress=True)
 
     def score(embedder, test):
         torch.manual_seed(args.seed)
@@ -97,6 +98,29 @@ def run_fold(args, anns, folds):
     t0 = time.perf_counter()
     nested_cv(anns, one, fit, score, on_fold=on_fold)
     print(f"fold {args.fold} done in {time.perf_counter() - t0:.0f} s ({_load()})")
+
+
+def inner_only(args, anns, folds):
+    """Lever measurement: train on the inner split of outer fold ``--fold`` only (the test fold is
+    never loaded into training or scoring) and record the inner validation score per evaluation."""
+    import torch
+
+    from cgsurrogate.surrogate.cgmap.nested_cv import inner_split
+    from cgsurrogate.surrogate.cgmap.training import train_dsgpm
+
+    torch.set_num_threads(1)
+    test = set(int(i) for i in folds[args.fold])
+    train = [a for i, a in enumerate(anns) if i not in test]
+    tr, va = inner_split(train, 5, 0, args.seed)
+    load_before, t0 = _load(), time.perf_counter()
+    _, hist = train_dsgpm(tr, va, epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
+                          lr_final=args.lr_final, augment=args.augment,
+                          model_config=dict(feature_set=args.features), progress=True)
+    res = dict(outer_fold=args.fold, inner_train=len(tr), inner_val=len(va), history=hist,
+               seconds=time.perf_counter() - t0, load_before=load_before, load_after=_load(), settings=vars(args))
+    write_json_atomic(args.out, res)
+    print(" ".join(f"{h['epoch']}:{h['val_score']:.4f}" for h in hist))
+    print(f"inner split of fold {args.fold}: {res['seconds']:.0f} s ({res['load_after']})")
 
 
 def summarise(args):
@@ -143,11 +167,17 @@ def main(argv=None):
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--features", default="rich", help="comma-separated candidate feature sets (paper,rich)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr-final", type=float, default=0.0, help="0: constant lr 1e-3; else exponential decay to this")
+    p.add_argument("--augment", default="none", choices=("none", "automorphisms"))
+    p.add_argument("--inner-only", action="store_true",
+                   help="lever measurement: inner split of --fold only, writes the validation history to --out")
     args = p.parse_args(argv)
     if args.summarise:
         return summarise(args)
     anns = load_ham(args.ham)
     folds = ham_folds(anns, n_folds=5, seed=0)
+    if args.inner_only:
+        return inner_only(args, anns, folds)
     run_fold(args, anns, folds)
 
 

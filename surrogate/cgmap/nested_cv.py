@@ -89,7 +89,7 @@ def nested_cv(annotations, folds, fit, score, on_fold=None) -> list[dict]:
 
 def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5, inner_parts: int = 5,
               feature_sets=("rich",), model_config: dict | None = None, seed: int = 0, scorer=None,
-              progress: bool = False):
+              lr_final: float = 0.0, augment: str = "none", progress: bool = False):
     """DSGPM selection inside the training folds; returns ``(Embedder, record)``.
 
     Member ``m`` trains on inner folds other than ``m`` (of ``inner_parts``, grouped by
@@ -105,6 +105,7 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
     feature_sets : candidate feature sets
     model_config : dict, optional  other :class:`DSGPM` arguments
     scorer : callable ``scorer(embedder, val) -> float``, optional (default selection_score)
+    lr_final, augment : learning-rate decay and augmentation (:func:`train_dsgpm`)
 
     Returns
     -------
@@ -121,7 +122,8 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
     for fs in feature_sets:
         tr, va = inner_split(train, inner_parts, 0, seed)
         m, hist = train_dsgpm(tr, va, epochs=epochs, eval_every=eval_every, seed=seed, scorer=scorer,
-                              model_config=dict(cfg, feature_set=fs), progress=progress)
+                              lr_final=lr_final, augment=augment, model_config=dict(cfg, feature_set=fs),
+                              progress=progress)
         best = max(h["val_score"] for h in hist if "val_score" in h)
         record["feature_set_scores"][fs] = best
         first[fs] = (m, hist)
@@ -133,7 +135,8 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
         else:
             tr, va = inner_split(train, inner_parts, j, seed)
             m, hist = train_dsgpm(tr, va, epochs=epochs, eval_every=eval_every, seed=seed + j, scorer=scorer,
-                                  model_config=dict(cfg, feature_set=chosen), progress=progress)
+                                  lr_final=lr_final, augment=augment, model_config=dict(cfg, feature_set=chosen),
+                                  progress=progress)
         sel = [h for h in hist if h.get("selected")][0]
         record["members"].append(dict(inner_fold=j, selected_epoch=sel["epoch"], val_score=sel.get("val_score"),
                                       history=[{k: h[k] for k in ("epoch", "loss", "seconds", "val_score") if k in h}

@@ -8,7 +8,8 @@ indicator (eq. 3) and L2 normalisation (eq. 4). Training: cut triplet loss (eq. 
 ``alpha``) plus ``lambda`` x the non-cut pair loss (eq. 7).
 
 Speed: bond classes take few values (4 or 16), so the edge network is evaluated on the
-class table once per forward pass; messages are ``x @ W_class`` gathered per bond.
+class table once per forward pass; the bonds are grouped by class and each group's messages
+are one product ``x_src @ W_class`` (2E d^2 flops per step instead of N K d^2).
 :mod:`cgsurrogate.surrogate.cgmap.inference` evaluates the same network with numpy.
 """
 from __future__ import annotations
@@ -80,13 +81,15 @@ class DSGPM(nn.Module):
         x = torch.cat([F.relu(self.input_fc(feats)), batch.extra], dim=1)
         h = x
         w = self.edge_matrices()
-        k = w.shape[0]
-        w_cat = w.permute(1, 0, 2).reshape(self.d, -1)            # [d, K d]
-        n = x.shape[0]
+        # messages grouped by bond class: one [E_c, d] x [d, d] product per class present
+        classes, counts = torch.unique(batch.edge_class, sorted=True, return_counts=True)
+        order = torch.argsort(batch.edge_class, stable=True)
+        src, dst = batch.src[order], batch.dst[order]
+        splits, used = counts.tolist(), classes.tolist()
         for _ in range(self.steps):
-            xw = (x @ w_cat).view(n, k, self.d)                   # x_v W_c for every class c
-            msg = xw[batch.src, batch.edge_class]                 # [2E, d]
-            agg = torch.zeros_like(x).index_add_(0, batch.dst, msg)
+            parts = x[src].split(splits)
+            msg = torch.cat([p @ w[c] for p, c in zip(parts, used)])   # x_src W_class, [2E, d]
+            agg = torch.zeros_like(x).index_add_(0, dst, msg)
             h = self.gru(F.relu(self.root(x) + agg), h)
             x = h
         out = torch.cat([self.output_fc(x), feats, batch.extra], dim=1)

@@ -37,7 +37,10 @@ class DSGPMTask(Task):
 
     Parameters
     ----------
-    prepared : list of prepared training graphs (``prepare_graph(graph, labels, feature_set=...)``)
+    prepared : list (one entry per training annotation) of lists of prepared graphs
+        (``prepare_graph(graph, labels, feature_set=...)``): the annotation and, with augmentation,
+        its automorphic relabellings; each epoch draws one of them per annotation (seeded by
+        ``seed`` and the epoch)
     val : list of HAMAnnotation or None
         Validation annotations; without them every evaluation "improves" (the metric is minus the
         epoch), so the last epoch is kept.
@@ -47,20 +50,23 @@ class DSGPMTask(Task):
 
     name = "dsgpm"
 
-    def __init__(self, prepared, val, scorer, margin: float = 1.0, pair_weight: float = 0.1):
+    def __init__(self, prepared, val, scorer, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0):
         self.prepared, self.val, self.scorer = prepared, val, scorer
         self.num_train = len(prepared)
-        self.margin, self.pair_weight = float(margin), float(pair_weight)
+        self.margin, self.pair_weight, self.seed = float(margin), float(pair_weight), int(seed)
         self._sums, self._n, self._t0, self._epoch = np.zeros(3), 0, 0.0, 0
+        self._pick = np.zeros(len(prepared), dtype=np.int64)
 
     def begin_epoch(self, model, epoch):
         self._sums, self._n, self._t0, self._epoch = np.zeros(3), 0, time.perf_counter(), epoch
+        rng = np.random.default_rng([self.seed, int(epoch), 7])
+        self._pick = np.array([rng.integers(len(v)) for v in self.prepared], dtype=np.int64)
         return None
 
     def loss(self, model, idx):
         from cgsurrogate.surrogate.cgmap.network import dsgpm_loss
 
-        batch = collate([self.prepared[i] for i in idx.tolist()]).torch()
+        batch = collate([self.prepared[i][self._pick[i]] for i in idx.tolist()]).torch()
         loss, lt, lp = dsgpm_loss(model(batch), batch, self.margin, self.pair_weight)
         self._sums += (loss.item(), lt.item(), lp.item())
         self._n += 1
@@ -84,8 +90,9 @@ class DSGPMTask(Task):
 
 
 def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: float = 1e-3,
-                margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0, eval_every: int = 1,
-                model_config: dict | None = None, scorer=None, progress: bool = False):
+                lr_final: float = 0.0, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
+                eval_every: int = 1, model_config: dict | None = None, scorer=None, augment: str = "none",
+                progress: bool = False):
     """Train DSGPM (Adam, the one loop) on annotations; keep the epoch with the best validation score.
 
     Parameters
@@ -94,6 +101,7 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
     val : list of HAMAnnotation, optional
         Validation annotations (other molecules than ``train``; never a test fold).
     epochs, batch_size, lr : Adam settings (batch = molecules per step; an epoch is one pass)
+    lr_final : float  0: constant ``lr``; else the rate decays exponentially to this by the last epoch
     margin, pair_weight : alpha and lambda of the loss (eq. 8)
     seed : int  initialisation and the order of the molecules
     eval_every : int  validate at epoch 0, every this many epochs and at the last
@@ -101,6 +109,11 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
     scorer : callable, optional
         ``scorer(embedder, val) -> float`` (higher is better); default: paper-protocol mean of
         AMI and cut F1 (:func:`cgsurrogate.surrogate.cgmap.metrics.selection_score`).
+    augment : {"none", "automorphisms"}
+        ``"automorphisms"``: each epoch, every annotation is replaced by a random one of its
+        relabellings under the automorphisms of the featurised graph
+        (:mod:`cgsurrogate.surrogate.cgmap.augment`), an equally valid target for the
+        permutation-equivariant network.
     progress : bool  a progress bar over epochs
 
     Returns
@@ -117,12 +130,19 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
     torch.manual_seed(seed)
     model = DSGPM(**(model_config or {}))
     fs = model.config["feature_set"]
-    prepared = [prepare_graph(a.graph, a.labels, feature_set=fs) for a in train]
+    if augment == "automorphisms":
+        from cgsurrogate.surrogate.cgmap.augment import prepared_variants
+
+        prepared = [prepared_variants(a.graph, a.labels, fs) for a in train]
+    elif augment == "none":
+        prepared = [[prepare_graph(a.graph, a.labels, feature_set=fs)] for a in train]
+    else:
+        raise ValueError(f"unknown augmentation {augment!r}; choose 'none' or 'automorphisms'")
     if scorer is None and val:
         from cgsurrogate.surrogate.cgmap.metrics import selection_score as scorer
-    task = DSGPMTask(prepared, val, scorer, margin, pair_weight)
-    cfg = TrainConfig(epochs=epochs, steps_per_epoch=0, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                      seed=seed, progress=progress)
+    task = DSGPMTask(prepared, val, scorer, margin, pair_weight, seed=seed)
+    cfg = TrainConfig(epochs=epochs, steps_per_epoch=0, batch_size=batch_size, lr=lr, lr_final=lr_final,
+                      eval_every=eval_every, seed=seed, progress=progress)
     res = fit(model, task, cfg, desc="dsgpm")
     history = [{k: v for k, v in h.items() if k not in ("val", "train_loss", "wall_s")} for h in res["history"]]
     for rec in history:
