@@ -137,6 +137,27 @@ class NumbaEngine:
                           int(self.protocol.ramp_steps), float(self.protocol.timestep_ps), self._fric_a)
         self.step = stop
 
+    def net_forces(self, positions, active=None):
+        """Internal forces plus the full load, ``[R, N, 3]`` kJ/mol/nm, at ``positions`` ``[R, N, 3]`` nm; rows of
+        replicas with ``active[r]`` False are zero."""
+        x = np.ascontiguousarray(positions, dtype=np.float64)
+        act = np.ones(x.shape[0], dtype=np.bool_) if active is None else np.ascontiguousarray(active, dtype=np.bool_)
+        EB, UV, T = self._scratch
+        F = np.zeros_like(x)
+        self._k.internal_forces(x, self._top, self._k2b, self._k2a, F, act, EB, UV, T)
+        F[act, :, 1] += self._loadf
+        return F
+
+    def settle(self) -> dict:
+        """The protocol's settle stage (:func:`cgsurrogate.simulate.settle.settle_replicas`): positions become
+        the settled ones, velocities zero. Returns the settle measures."""
+        from cgsurrogate.simulate.settle import settle_replicas
+
+        out = settle_replicas(self.positions, self.net_forces, self.clamp_nodes, self.load_nodes, self.protocol)
+        self.positions[:] = out.pop("positions")
+        self.velocities[:] = 0.0
+        return out
+
     def forces_energies(self, positions=None):
         """Internal forces ``[R, N, 3]`` kJ/mol/nm and energies ``[R]`` kJ/mol (bonds + angles, no load)
         at ``positions`` ``[R, N, 3]`` nm (default: the current ones)."""
@@ -159,7 +180,9 @@ def simulate_frames(params, protocol, seed: int = 1, topology: Topology | None =
     -------
     dict: ``positions``, ``velocities``, ``forces`` [R, F, N, 3] (nm, nm/ps, internal kJ/mol/nm),
     ``internal_energy`` [F] (bonds + angles of all replicas, kJ/mol), ``params`` [R, 5],
-    ``clamp_nodes``, ``load_nodes``, ``platform`` ("numba CPU").
+    ``clamp_nodes``, ``load_nodes``, ``platform`` ("numba CPU"), ``settle`` (the settle measures of
+    :func:`cgsurrogate.simulate.settle.settle_replicas`, or ``None`` when the protocol does not settle;
+    then the last frame is the settled state).
     """
     eng = NumbaEngine(params, protocol, topology, seed=seed)
     R, N, F = eng.num_replicas, eng.num_nodes, protocol.num_frames
@@ -170,14 +193,17 @@ def simulate_frames(params, protocol, seed: int = 1, topology: Topology | None =
         from tqdm.auto import tqdm
 
         bar = tqdm(total=protocol.total_steps, desc=f"{R} replicas", unit="step", leave=False)
+    settled = None
     for i in range(F):
         eng.advance(protocol.save_every)
         if bar is not None:
             bar.update(protocol.save_every)
+        if i == F - 1 and protocol.settles and np.isfinite(eng.positions).all():
+            settled = eng.settle()
         f, e = eng.forces_energies()
         pos[:, i], vel[:, i], frc[:, i] = eng.positions, eng.velocities, f
         energy[i] = e.sum()
     if bar is not None:
         bar.close()
     return {"positions": pos, "velocities": vel, "forces": frc, "internal_energy": energy, "params": eng.params.copy(),
-            "clamp_nodes": eng.clamp_nodes, "load_nodes": eng.load_nodes, "platform": "numba CPU"}
+            "clamp_nodes": eng.clamp_nodes, "load_nodes": eng.load_nodes, "platform": "numba CPU", "settle": settled}

@@ -323,3 +323,12 @@ def forces_energies(X, top, K2B, K2A, F, EB_, EA_, EB, UV, T):
         terms(X[r], top, K2B[r], K2A[r], EB, UV, T)
         reduce_forces(T, top[9], top[10], F[r])
         term_energies(X[r], top, K2B[r], K2A[r], EB, UV, EB_[r], EA_[r])
+
+
+@njit(**_JIT)
+def internal_forces(X, top, K2B, K2A, F, active, EB, UV, T):
+    """Internal forces ``F[r]`` (kJ/mol/nm) of the replicas ``r`` with ``active[r]`` (the others are left as they are)."""
+    for r in range(X.shape[0]):
+        if active[r]:
+            terms(X[r], top, K2B[r], K2A[r], EB, UV, T)
+            reduce_forces(T, top[9], top[10], F[r])

@@ -88,12 +88,12 @@ def run_replicas(
         ``engine_energy`` float64 [F] (internal energy of all replicas as the engine computes it,
         kJ/mol; also under its old name ``openmm_energy``);
         ``energy_check`` float (largest relative difference between it and the per-particle sums);
-        ``tip_motion_nm`` float64 [R] (tip displacement between the last two frames, nm);
-        ``residual_force`` float64 [R] (largest net force, internal + load, on a free particle
-        at the last frame, in units of the full load on one particle);
-        ``at_rest`` bool [R] (tip motion under :data:`REST_CRITERION`);
+        the rest measures of :func:`rest_measures` [R] (``residual_force``, ``at_rest``, ``tip_motion_nm``,
+        ``settle_tip_shift_nm``, ``settle_max_shift_nm``, ``settle_iterations``); when the protocol settles
+        (``settle_tol > 0``) the last frame is the settled state (velocities zero);
         ``platform`` str; ``engine`` str; ``timing`` dict (seconds: ``integration``, with the engine's
-        set-up and frame forces, and ``energies``, the per-particle split, checks and rest measures).
+        set-up, frame forces and the settle stage, ``settle``, that stage alone, and ``energies``, the
+        per-particle split, checks and rest measures).
     """
     protocol = protocol or Protocol.paper()
     topo = topology or microtubule_topology()
@@ -132,8 +132,9 @@ def run_replicas(
             f"per-particle energies sum to {tot.tolist()} but the {engine} engine reports {eng_e.tolist()} kJ/mol "
             f"(relative difference {check:.2e})"
         )
-    rest = rest_measures(pos, frc, protocol, fr["clamp_nodes"], fr["load_nodes"], topo)
-    timing = {"integration": t1 - t0, "energies": time.perf_counter() - t1}
+    rest = rest_measures(pos, frc, protocol, fr["clamp_nodes"], fr["load_nodes"], topo, settle=fr.get("settle"))
+    timing = {"integration": t1 - t0, "energies": time.perf_counter() - t1,
+              "settle": float(fr["settle"]["settle_seconds"]) if fr.get("settle") else 0.0}
     return {
         **rest,
         "params": fr["params"].copy(),
@@ -181,10 +182,13 @@ def _openmm_frames(params, protocol, platform, seed, topo, progress, threads, in
 
         bar = tqdm(total=protocol.total_steps, desc=f"{R} replicas", unit="step", leave=False)
     kj = unit.kilojoule_per_mole
+    settled = None
     for i, step in enumerate(protocol.save_steps):
         advance(ctx, integ, protocol, info.load_scale_param, step - protocol.save_every, step)
         if bar is not None:
             bar.update(protocol.save_every)
+        if i == F - 1 and protocol.settles:
+            settled = _openmm_settle(ctx, info, protocol)
         st = ctx.getState(
             getPositions=True, getVelocities=True, getForces=True, getEnergy=True, groups=set(info.internal_groups)
         )
@@ -199,35 +203,77 @@ def _openmm_frames(params, protocol, platform, seed, topo, progress, threads, in
     if bar is not None:
         bar.close()
     return {"positions": pos, "velocities": vel, "forces": frc, "internal_energy": omm_e, "params": info.params,
-            "clamp_nodes": info.clamp_nodes, "load_nodes": info.load_nodes, "platform": plat.getName()}
+            "clamp_nodes": info.clamp_nodes, "load_nodes": info.load_nodes, "platform": plat.getName(),
+            "settle": settled}
 
 
-def rest_measures(positions, forces, protocol: Protocol, clamp_nodes, load_nodes, topology=None) -> dict:
-    """How close each run is to rest at its last frames (see :data:`REST_CRITERION`).
+def _openmm_settle(ctx, info, protocol):
+    """The settle stage in an OpenMM Context (:func:`cgsurrogate.simulate.settle.settle_replicas` with the
+    Context's forces at the full load); leaves the settled positions and zero velocities in it.
+    Returns the settle measures, or ``None`` if the dynamic state is not finite."""
+    from openmm import unit
+
+    from cgsurrogate.simulate.settle import settle_replicas
+
+    R, N = info.num_replicas, info.num_nodes
+    off = info.offsets[:, None]
+    x = ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer).reshape(R, N, 3)
+    if not np.isfinite(x).all():
+        return None
+    ctx.setParameter(info.load_scale_param, protocol.load_scale(protocol.total_steps))
+    fu = unit.kilojoule_per_mole / unit.nanometer
+
+    def net_forces(xr, active):
+        ctx.setPositions((xr + off).reshape(-1, 3))
+        return ctx.getState(getForces=True).getForces(asNumpy=True).value_in_unit(fu).reshape(R, N, 3)
+
+    out = settle_replicas(x - off, net_forces, info.clamp_nodes, info.load_nodes, protocol)
+    ctx.setPositions((out.pop("positions") + off).reshape(-1, 3))
+    ctx.setVelocities(np.zeros((R * N, 3)))
+    return out
+
+
+#: Settle measures recorded per run (NaN / -1 when the protocol does not settle).
+SETTLE_MEASURES = ("settle_tip_shift_nm", "settle_max_shift_nm", "settle_iterations")
+
+
+def rest_measures(positions, forces, protocol: Protocol, clamp_nodes, load_nodes, topology=None, settle=None) -> dict:
+    """How close each run is to rest at its last frame (see :data:`REST_CRITERION`).
 
     Parameters
     ----------
     positions : array [R, F, N, 3] nm
     forces : array [R, F, N, 3] kJ/mol/nm (internal)
-    protocol : Protocol (load and its scale at the last frame)
+    protocol : Protocol (load, its scale at the last frame, the criterion's ``settle_tol``)
     clamp_nodes, load_nodes : int arrays
+    settle : dict, optional
+        The settle measures (:func:`cgsurrogate.simulate.settle.settle_replicas`) when the last frame is settled.
 
     Returns
     -------
-    dict: ``tip_motion_nm`` [R] (|tip deflection change| between the last two frames, nm; the
-    deflection itself for a 1-frame run), ``residual_force`` [R] (max over free particles of
-    |internal + load force| at the last frame / full load per particle; recorded, not tested),
-    ``at_rest`` bool [R] (``tip_motion_nm`` under :data:`REST_CRITERION`).
+    dict: ``residual_force`` [R] (max over free particles of |internal + load force| at the last
+    frame / full load per particle: the criterion), ``at_rest`` bool [R] (``residual_force`` at most
+    ``protocol.rest_criterion()["residual_force"]``), ``tip_motion_nm`` [R] (|tip deflection change|
+    between the last two frames, nm; the deflection itself for a 1-frame run; recorded),
+    ``settle_tip_shift_nm``, ``settle_max_shift_nm`` [R] (nm) and ``settle_iterations`` int [R] (NaN, NaN
+    and -1 without a settle).
     """
     positions, forces = np.asarray(positions), np.asarray(forces)
+    R = positions.shape[0]
     d = tip_deflection(positions[:, -2:], topology)
     motion = np.abs(d[:, -1] - d[:, 0]) if positions.shape[1] > 1 else np.abs(d[:, -1])
     net = forces[:, -1].copy()
     net[:, load_nodes, 1] -= protocol.load * protocol.load_scale(protocol.total_steps)
     free = np.setdiff1d(np.arange(positions.shape[2]), clamp_nodes)
     resid = np.linalg.norm(net[:, free], axis=-1).max(-1) / max(abs(protocol.load), 1e-300)
-    at_rest = motion < REST_CRITERION["tip_motion_nm"]
-    return {"tip_motion_nm": motion, "residual_force": resid, "at_rest": at_rest}
+    at_rest = resid <= protocol.rest_criterion()["residual_force"]
+    out = {"tip_motion_nm": motion, "residual_force": resid, "at_rest": at_rest,
+           "settle_tip_shift_nm": np.full(R, np.nan), "settle_max_shift_nm": np.full(R, np.nan),
+           "settle_iterations": np.full(R, -1, dtype=np.int64)}
+    if settle is not None:
+        for k in SETTLE_MEASURES:
+            out[k] = np.asarray(settle[k])
+    return out
 
 
 def tip_deflection(positions: np.ndarray, topology: Topology | None = None) -> np.ndarray:

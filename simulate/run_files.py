@@ -29,7 +29,8 @@ FORMAT_NAME = "cgsurrogate-microtubule-sweep"
 FORMAT_VERSION = 1
 RUN_ARRAYS = ("params", "positions", "velocities", "forces", "energies", "steps")
 #: Per-run rest measures (scalars), stored in the run file and summarised in the metadata.
-REST_ARRAYS = ("tip_motion_nm", "residual_force", "at_rest")
+REST_ARRAYS = ("tip_motion_nm", "residual_force", "at_rest", "settle_tip_shift_nm", "settle_max_shift_nm",
+               "settle_iterations")
 
 
 def run_path(root, run_id: int) -> Path:
@@ -92,6 +93,9 @@ def make_metadata(param_sets: np.ndarray, protocol: Protocol, batch_size: int, s
             "mass": "amu",
             "tip_motion_nm": "nm",
             "residual_force": "multiples of the full load on one particle",
+            "settle_tip_shift_nm": "nm",
+            "settle_max_shift_nm": "nm",
+            "settle_iterations": "force evaluations",
         },
         "run_file": "runs/run_{id:05d}.npz",
         "run_arrays": {
@@ -103,9 +107,12 @@ def make_metadata(param_sets: np.ndarray, protocol: Protocol, batch_size: int, s
             "steps": "int64 [F]",
             "tip_motion_nm": "float64 [] (tip displacement between the last two frames)",
             "residual_force": "float64 [] (max |internal + load force| on a free particle, last frame, / load)",
-            "at_rest": "bool [] (tip_motion_nm under rest.criterion)",
+            "at_rest": "bool [] (residual_force at most rest.criterion.residual_force)",
+            "settle_tip_shift_nm": "float64 [] (|tip change| from the last dynamic state to the settled last frame)",
+            "settle_max_shift_nm": "float64 [] (largest particle displacement by the settle)",
+            "settle_iterations": "int64 [] (FIRE force evaluations of the settle; -1 without one)",
         },
-        "rest": {"criterion": dict(REST_CRITERION), "tip_motion_nm": [], "residual_force": [], "at_rest": []},
+        "rest": {"criterion": protocol.rest_criterion(), **{k: [] for k in REST_ARRAYS}},
         "software": software_versions(),
     }
 
@@ -143,7 +150,11 @@ def update_rest_summary(root, num_runs: int) -> dict:
     """
     mpath = Path(root) / "metadata.json"
     meta = json.loads(mpath.read_text())
-    rest = {"criterion": dict(REST_CRITERION)}
+    try:
+        criterion = Protocol.from_dict(meta["protocol"]).rest_criterion()
+    except (KeyError, TypeError, ValueError, CGSurrogateError):
+        criterion = dict(REST_CRITERION)
+    rest = {"criterion": criterion}
     cols = {k: [None] * num_runs for k in REST_ARRAYS}
     for i in range(num_runs):
         p = run_path(root, i)
@@ -153,11 +164,20 @@ def update_rest_summary(root, num_runs: int) -> dict:
             for k in REST_ARRAYS:
                 if k in z.files:
                     v = z[k].item()
-                    cols[k][i] = bool(v) if k == "at_rest" else float(v)
+                    if k == "at_rest":
+                        cols[k][i] = bool(v)
+                    elif k == "settle_iterations":
+                        cols[k][i] = int(v) if v >= 0 else None  # -1: no settle
+                    else:
+                        cols[k][i] = float(v) if np.isfinite(v) else None  # NaN: no settle (JSON has no NaN)
     rest.update(cols)
     done = [v for v in cols["at_rest"] if v is not None]
     rest["num_at_rest"] = int(sum(done))
     rest["num_measured"] = len(done)
+    resid = [v for v in cols["residual_force"] if v is not None]
+    rest["max_residual_force"] = max(resid) if resid else None
+    shifts = [v for v in cols["settle_tip_shift_nm"] if v is not None]
+    rest["max_settle_tip_shift_nm"] = max(shifts) if shifts else None
     meta["rest"] = rest
     write_json_atomic(mpath, meta, indent=1)
     return rest

@@ -71,9 +71,10 @@ def simulate_batch(out_dir: str, run_ids, param_sets, protocol: dict, seed: int,
     dict with ``run_ids``, ``written`` (ids whose file this task wrote), ``tip_deflection``
     (nm at the last frame per run), ``max_speed`` (nm/ps at the last frame per run),
     ``seconds``, ``energy_check``, ``platform``, ``engine``, ``steps`` and ``particles`` (for throughput),
-    ``timing`` (seconds: ``integration`` including the engine's frame forces, ``energies`` (per-particle
-    split and rest measures), ``files``), and the rest measures ``tip_motion_nm``, ``residual_force``,
-    ``at_rest`` per run.
+    ``timing`` (seconds: ``integration`` including the engine's frame forces and the settle stage,
+    ``settle`` (that stage alone), ``energies`` (per-particle split and rest measures), ``files``), and the
+    rest measures (:data:`REST_ARRAYS`: ``residual_force``, ``at_rest``, ``tip_motion_nm`` and the settle's)
+    per run.
     """
     from cgsurrogate.simulate.replicas import run_replicas, tip_deflection
 

@@ -130,7 +130,7 @@ def test_bad_inputs():
 def test_short_run_bends_down_and_stiffer_bends_less():
     """A short loaded run on the CPU platform: the tip moves in -y, the clamp holds,
     the stiffer replica deflects less, energies follow the sum rule."""
-    proto = Protocol(ramp_steps=320, hold_steps=320, save_every=160, timestep_ps=90.0, friction=3e-5)
+    proto = Protocol(ramp_steps=320, hold_steps=320, save_every=160, timestep_ps=90.0, friction=3e-5, settle_tol=0.0)
     out = run_replicas(np.array([[9.0] * 5, [57.0] * 5]), proto, platform="CPU", threads=1, seed=3)
     assert out["positions"].shape == (2, 4, 624, 3) and out["energies"].shape == (2, 4, 624)
     assert list(out["steps"]) == [160, 320, 480, 640]

@@ -96,7 +96,8 @@ def test_trajectory_matches_an_independent_integration_with_the_per_step_ramp():
 
 def test_rest_measures_follow_their_definition():
     """tip motion = |change of the tip deflection| between the last two frames; residual = largest
-    |internal + load| force on a free particle over the load."""
+    |internal + load| force on a free particle over the load; at rest iff the residual is at most the
+    protocol's criterion; settle measures are passed through (NaN / -1 without a settle)."""
     proto = Protocol.short()
     topo = SMALL
     rng = np.random.default_rng(0)
@@ -113,9 +114,18 @@ def test_rest_measures_follow_their_definition():
     d = tip_deflection(pos, topo)
     np.testing.assert_allclose(out["tip_motion_nm"], np.abs(d[:, 2] - d[:, 1]))
     np.testing.assert_allclose(out["residual_force"], [0.0, max(big, 0.3)], atol=1e-12)
-    assert out["at_rest"].tolist() == (out["tip_motion_nm"] < REST_CRITERION["tip_motion_nm"]).tolist()
-    pos[1, -1, load, 1] -= 2 * REST_CRITERION["tip_motion_nm"]  # the tip moved twice the criterion
-    assert rest_measures(pos, frc, proto, clamp, load, topo)["at_rest"].tolist()[1] is False
+    assert out["at_rest"].tolist() == [True, False]
+    assert np.isnan(out["settle_tip_shift_nm"]).all() and out["settle_iterations"].tolist() == [-1, -1]
+    tol = REST_CRITERION["residual_force"]
+    frc[1] = 0.0
+    frc[1, -1, load, 1] = proto.load
+    frc[1, -1, 20, 0] = 0.99 * tol * proto.load  # just under the criterion
+    assert rest_measures(pos, frc, proto, clamp, load, topo)["at_rest"].tolist() == [True, True]
+    frc[1, -1, 20, 0] = 1.01 * tol * proto.load  # just over it
+    settle = {"settle_tip_shift_nm": [1.0, 2.0], "settle_max_shift_nm": [3.0, 4.0], "settle_iterations": [5, 6]}
+    out = rest_measures(pos, frc, proto, clamp, load, topo, settle=settle)
+    assert out["at_rest"].tolist() == [True, False] and out["settle_iterations"].tolist() == [5, 6]
+    assert out["settle_max_shift_nm"].tolist() == [3.0, 4.0]
 
 
 @pytest.mark.parametrize("kw, msg", [
