@@ -15,6 +15,10 @@ Sections (each measurement in its own subprocess, so its peak resident memory is
   on the same runs;
 * **tips**: the short protocol for ``--tip-params`` in our engine and in LAMMPS at matched
   settings (step, friction, temperature, ramp): the largest tip difference over all frames;
+  (the dynamics: no settle stage, which LAMMPS does not have);
+* **settled engines**: the short protocol with its settle stage for ``--settle-params`` in both of our
+  engines (OpenMM CPU and numba) at ``--tip-temperatures``: the last (settled) frame's tips, their
+  difference, the largest node distance, residuals and the settle's evaluations and seconds;
 * **sweep memory**: peak RSS of an in-process sweep of 2 and of 8 batches (it must not grow);
 * with ``--engine numba`` also **where the end-to-end time goes**: one in-process sweep of the same
   runs (one worker) split into imports, engine set-up (kernel compilation or cache load),
@@ -120,7 +124,9 @@ def child_e2e_breakdown(params: list, engine: str, workers: int) -> dict:
         write_run_extras(f"{d}/e2e", 0)
         t_extras = time.perf_counter() - t2
     parts = {k: sum(r["timing"][k] for r in res["results"]) for k in ("integration", "energies", "files")}
+    settle = sum(r["timing"].get("settle", 0.0) for r in res["results"])  # inside "integration"
     return {"imports_s": t_imp, "sweep_s": t_sweep, **{f"{k}_s": v for k, v in parts.items()},
+            "of_which_settle_s": settle,
             "sweep_other_s": t_sweep - sum(parts.values()), "extras_s": t_extras,
             "total_s": t_imp + t_sweep + t_extras, "batches": len(res["results"])}
 
@@ -145,7 +151,7 @@ def child_tips(params: list, engine: str, temperature: float | None = None, ours
     from cgsurrogate.simulate.protocol import Protocol
     from cgsurrogate.simulate.replicas import tip_deflection
 
-    proto = Protocol.short()
+    proto = dataclasses.replace(Protocol.short(), settle_tol=0.0)  # the dynamics, as LAMMPS runs them
     if temperature is not None:
         proto = dataclasses.replace(proto, temperature=float(temperature))
     t0 = time.perf_counter()
@@ -160,6 +166,24 @@ def child_tips(params: list, engine: str, temperature: float | None = None, ours
         pos = run_replicas(np.asarray(params), proto, platform="CPU", threads=1, seed=1, engine=ours)["positions"]
     return {"tips": tip_deflection(pos).tolist(), "last_positions": pos[:, -1].tolist(),
             "seconds": time.perf_counter() - t0}
+
+
+def child_settled(params: list, engine: str, temperature: float | None = None) -> dict:
+    """The short protocol with its settle stage in one of our engines: last-frame tips and rest measures."""
+    import dataclasses
+
+    from cgsurrogate.simulate.protocol import Protocol
+    from cgsurrogate.simulate.replicas import run_replicas, tip_deflection
+
+    proto = Protocol.short()
+    if temperature is not None:
+        proto = dataclasses.replace(proto, temperature=float(temperature))
+    t0 = time.perf_counter()
+    out = run_replicas(np.asarray(params), proto, platform="CPU", threads=1, seed=1, engine=engine)
+    return {"tips": tip_deflection(out["positions"][:, -1]).tolist(), "last_positions": out["positions"][:, -1].tolist(),
+            **{k: np.asarray(out[k]).tolist() for k in ("residual_force", "at_rest", "settle_tip_shift_nm",
+                                                         "settle_iterations")},
+            "settle_s": out["timing"]["settle"], "seconds": time.perf_counter() - t0}
 
 
 def child_sweep_memory(batches: int) -> dict:
@@ -201,6 +225,8 @@ def main(argv=None) -> int:
     ap.add_argument("--atom-steps", type=float, default=6e6, help="atom-steps timed per size (default 6e6)")
     ap.add_argument("--tip-params", default="3,3,3,3,3;30,30,30,30,30;57,57,57,57,57")
     ap.add_argument("--e2e-params", default="30,30,30,30,30;3,3,3,3,3;57,57,57,57,57;9,30,30,30,30")
+    ap.add_argument("--settle-params", default="3,3,3,3,3;30,30,30,30,30;57,57,57,57,57;30,30,57,3,3;3,30,3,30,3")
+    ap.add_argument("--skip-settle", action="store_true", help="skip the settled-engines comparison")
     ap.add_argument("--tip-temperatures", default="default,0",
                     help="bath temperatures (K) of the tip comparison: 'default' (the protocol's 0.01 K) and/or numbers")
     ap.add_argument("--workers", type=int, default=2)
@@ -214,7 +240,7 @@ def main(argv=None) -> int:
     if args.child:
         kind, *rest = json.loads(args.child)
         out = {"ours": child_ours, "lammps": child_lammps, "tips": child_tips, "sweep_memory": child_sweep_memory,
-               "e2e_breakdown": child_e2e_breakdown}[kind](*rest)
+               "e2e_breakdown": child_e2e_breakdown, "settled": child_settled}[kind](*rest)
         print(json.dumps(out))
         return 0
 
@@ -309,6 +335,28 @@ def main(argv=None) -> int:
                 print(f"  {p}: ours last {x[-1]:.2f}, LAMMPS last {y[-1]:.2f}, max |diff| over frames "
                       f"{np.abs(x - y).max():.3f} (frame {int(np.abs(x - y).argmax()) + 1}), max node distance at "
                       f"the last frame {nd:.3f}", flush=True)
+
+    if not args.skip_settle:
+        params = parse(args.settle_params)
+        res["settled_engines"] = []
+        for temp in args.tip_temperatures.split(","):
+            t = None if temp.strip() == "default" else float(temp)
+            a, b = _child("settled", params, "openmm", t), _child("settled", params, "numba", t)
+            node = np.linalg.norm(np.asarray(a["last_positions"]) - np.asarray(b["last_positions"]), axis=-1).max(-1)
+            diff = np.abs(np.asarray(a["tips"]) - np.asarray(b["tips"]))
+            for r in (a, b):
+                r.pop("last_positions")
+            res["settled_engines"].append({"temperature_K": t if t is not None else Protocol.short().temperature,
+                                           "params": params, "openmm": a, "numba": b, "tip_diff_nm": diff.tolist(),
+                                           "max_node_diff_nm": node.tolist(), "uptime": _uptime()})
+            print(f"\nsettled last frame, short protocol, OpenMM CPU vs numba, bath "
+                  f"{res['settled_engines'][-1]['temperature_K']} K (tip nm / residual in loads / settle evaluations):")
+            for i, p in enumerate(params):
+                print(f"  {p}: openmm {a['tips'][i]:.3f} / {a['residual_force'][i]:.2g} / {a['settle_iterations'][i]}, "
+                      f"numba {b['tips'][i]:.3f} / {b['residual_force'][i]:.2g} / {b['settle_iterations'][i]}; "
+                      f"|tip diff| {diff[i]:.3f}, max node distance {node[i]:.3f}", flush=True)
+            print(f"  settle seconds: openmm {a['settle_s']:.1f}, numba {b['settle_s']:.1f} (whole runs "
+                  f"{a['seconds']:.0f} / {b['seconds']:.0f} s)", flush=True)
 
     if not args.skip_sweep_memory:
         m = [_child("sweep_memory", b) for b in (2, 8)]
