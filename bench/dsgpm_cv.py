@@ -14,8 +14,9 @@ CPU is scarce: each outer fold is its own run (``--fold K``) writing
 ``<out>.folds/fold<K>.json`` atomically; ``--summarise`` collects the finished folds into
 ``<out>`` and prints the table.
 
-    nice python bench/dsgpm_cv.py --ham /work/shared/data/ham --fold 0 --epochs 20
-    python bench/dsgpm_cv.py --ham /work/shared/data/ham --summarise
+    nice python bench/dsgpm_cv.py --ham /work/shared/data/ham --fold 0 --out bench/results/dsgpm_nested_cv_50ep.json
+    nice python bench/dsgpm_cv.py --inner-only --fold 0 --epochs 100 --augment automorphisms --out lever.json
+    python bench/dsgpm_cv.py --summarise
 """
 from __future__ import annotations
 
@@ -159,15 +160,15 @@ def summarise(args):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ham", default=None, help="HAM folder (default $CGS_SHARED_DATA/ham)")
-    p.add_argument("--out", default="bench/results/dsgpm_nested_cv.json")
+    p.add_argument("--out", default="bench/results/dsgpm_nested_cv_50ep.json")
     p.add_argument("--fold", type=int, help="outer fold to run (0..4)")
     p.add_argument("--summarise", action="store_true")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--features", default="rich", help="comma-separated candidate feature sets (paper,rich)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr-final", type=float, default=0.0, help="0: constant lr 1e-3; else exponential decay to this")
+    p.add_argument("--lr-final", type=float, default=1e-5, help="0: constant lr 1e-3; else exponential decay to this")
     p.add_argument("--augment", default="none", choices=("none", "automorphisms"))
     p.add_argument("--inner-only", action="store_true",
                    help="lever measurement: inner split of --fold only, writes the validation history to --out")
