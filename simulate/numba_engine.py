@@ -158,9 +158,10 @@ class NumbaEngine:
         self.velocities[:] = 0.0
         return out
 
-    def forces_energies(self, positions=None):
+    def forces_energies(self, positions=None, per_particle: bool = False):
         """Internal forces ``[R, N, 3]`` kJ/mol/nm and energies ``[R]`` kJ/mol (bonds + angles, no load)
-        at ``positions`` ``[R, N, 3]`` nm (default: the current ones)."""
+        at ``positions`` ``[R, N, 3]`` nm (default: the current ones); with ``per_particle`` also the
+        per-particle split ``[R, N]`` kJ/mol (:func:`split_energies`)."""
         x = self.positions if positions is None else np.ascontiguousarray(positions, dtype=np.float64)
         R = x.shape[0]
         if x.shape != (R, self.num_nodes, 3) or R != self.num_replicas:
@@ -170,7 +171,33 @@ class NumbaEngine:
         EB_ = np.empty((R, self._k2b.shape[1]))
         EA_ = np.empty((R, self._k2a.shape[1]))
         self._k.forces_energies(x, self._top, self._k2b, self._k2a, F, EB_, EA_, EB, UV, T)
+        if per_particle:
+            ea = np.empty_like(EA_)
+            ea[:, self._angle_order] = EA_  # back to the topology's angle order
+            return F, EB_.sum(1) + EA_.sum(1), split_energies(self.topology, EB_, ea)
         return F, EB_.sum(1) + EA_.sum(1)
+
+
+def split_energies(topology: Topology, bond_energy, angle_energy) -> np.ndarray:
+    """Per-particle energies ``[R, N]`` kJ/mol from term energies, the LAMMPS ``pe/atom`` split of
+    :class:`~cgsurrogate.simulate.energy.TrueEnergy`: half of each bond to each end, a third of each angle
+    to each of its particles.
+
+    Parameters
+    ----------
+    topology : Topology
+    bond_energy : array [R, Nb] kJ/mol (in ``topology.bonds`` order)
+    angle_energy : array [R, Na] kJ/mol (in ``topology.angles`` order)
+    """
+    R, N = bond_energy.shape[0], topology.num_nodes
+    out = np.zeros((R, N))
+    half, third = 0.5 * bond_energy, angle_energy / 3.0
+    for r in range(R):
+        for col in range(2):
+            out[r] += np.bincount(topology.bonds[:, col], weights=half[r], minlength=N)
+        for col in range(3):
+            out[r] += np.bincount(topology.angles[:, col], weights=third[r], minlength=N)
+    return out
 
 
 def simulate_frames(params, protocol, seed: int = 1, topology: Topology | None = None, progress: bool = False) -> dict:
@@ -179,7 +206,8 @@ def simulate_frames(params, protocol, seed: int = 1, topology: Topology | None =
     Returns
     -------
     dict: ``positions``, ``velocities``, ``forces`` [R, F, N, 3] (nm, nm/ps, internal kJ/mol/nm),
-    ``internal_energy`` [F] (bonds + angles of all replicas, kJ/mol), ``params`` [R, 5],
+    ``internal_energy`` [F] (bonds + angles of all replicas, kJ/mol), ``energies`` [R, F, N] (the
+    per-particle split, kJ/mol, computed here so a numba worker never imports torch), ``params`` [R, 5],
     ``clamp_nodes``, ``load_nodes``, ``platform`` ("numba CPU"), ``settle`` (the settle measures of
     :func:`cgsurrogate.simulate.settle.settle_replicas`, or ``None`` when the protocol does not settle;
     then the last frame is the settled state).
@@ -187,6 +215,7 @@ def simulate_frames(params, protocol, seed: int = 1, topology: Topology | None =
     eng = NumbaEngine(params, protocol, topology, seed=seed)
     R, N, F = eng.num_replicas, eng.num_nodes, protocol.num_frames
     pos, vel, frc = (np.empty((R, F, N, 3)) for _ in range(3))
+    per = np.empty((R, F, N))
     energy = np.empty(F)
     bar = None
     if progress:
@@ -200,10 +229,11 @@ def simulate_frames(params, protocol, seed: int = 1, topology: Topology | None =
             bar.update(protocol.save_every)
         if i == F - 1 and protocol.settles and np.isfinite(eng.positions).all():
             settled = eng.settle()
-        f, e = eng.forces_energies()
+        f, e, per[:, i] = eng.forces_energies(per_particle=True)
         pos[:, i], vel[:, i], frc[:, i] = eng.positions, eng.velocities, f
         energy[i] = e.sum()
     if bar is not None:
         bar.close()
-    return {"positions": pos, "velocities": vel, "forces": frc, "internal_energy": energy, "params": eng.params.copy(),
+    return {"positions": pos, "velocities": vel, "forces": frc, "internal_energy": energy, "energies": per,
+            "params": eng.params.copy(),
             "clamp_nodes": eng.clamp_nodes, "load_nodes": eng.load_nodes, "platform": "numba CPU", "settle": settled}

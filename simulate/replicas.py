@@ -3,20 +3,20 @@
 With OpenMM all replicas live in one ``System`` (see :mod:`cgsurrogate.simulate.openmm_system`), so a
 batch of parameter sets is one simulation; the numba engine (:mod:`cgsurrogate.simulate.numba_engine`)
 advances the same replicas with compiled CPU kernels. For every saved frame the per-particle
-energy is the LAMMPS ``pe/atom`` split computed by :class:`cgsurrogate.simulate.energy.TrueEnergy`
-on the saved positions in float64; its sum over the replicas is checked against the
-internal (bond + angle) energy the engine reports for the same coordinates.
+energy is the LAMMPS ``pe/atom`` split of the saved positions in float64: computed by
+:class:`cgsurrogate.simulate.energy.TrueEnergy` (torch) for OpenMM, and by the numba engine from its
+own term energies (equal to TrueEnergy's to 1e-10, tested; so a numba worker never imports torch).
+Its sum over the replicas is checked against the internal (bond + angle) energy the engine reports
+for the same coordinates.
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
-import torch
 
 from cgsurrogate.core.errors import CGSurrogateError
 
-from cgsurrogate.simulate.energy import TrueEnergy
 from cgsurrogate.simulate.integrator import advance, protocol_integrator
 from cgsurrogate.simulate.microtubule import Topology, microtubule_topology
 from cgsurrogate.simulate.openmm_system import (
@@ -118,13 +118,20 @@ def run_replicas(
             f"simulation became unstable (non-finite positions) at step {step}; parameters {fr['params'].tolist()}"
         )
 
-    te = TrueEnergy(topo)
-    with torch.no_grad():
-        _, per = te(
-            torch.from_numpy(pos.reshape(R * F, N, 3)),
-            torch.from_numpy(np.repeat(fr["params"], F, axis=0)),
-        )
-    energies = per.numpy().reshape(R, F, N)
+    if "energies" in fr:  # the numba engine splits its own term energies (equal to TrueEnergy's, tested)
+        energies = fr["energies"]
+    else:
+        import torch
+
+        from cgsurrogate.simulate.energy import TrueEnergy
+
+        te = TrueEnergy(topo)
+        with torch.no_grad():
+            _, per = te(
+                torch.from_numpy(pos.reshape(R * F, N, 3)),
+                torch.from_numpy(np.repeat(fr["params"], F, axis=0)),
+            )
+        energies = per.numpy().reshape(R, F, N)
     tot = energies.sum(axis=(0, 2))
     check = float(np.max(np.abs(tot - eng_e) / np.maximum(np.abs(eng_e), 1e-12)))
     if check > ENERGY_CHECK_RTOL:

@@ -40,14 +40,10 @@ def run_path(root, run_id: int) -> Path:
 
 def software_versions() -> dict:
     """Versions of the software that produced a dataset."""
-    import openmm
-    import torch
-
-    out = {"python": _platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-           "openmm": openmm.__version__}
     from importlib.metadata import PackageNotFoundError, version
 
-    for dist in ("dask", "distributed", "numba"):  # optional extras; read without importing them
+    out = {"python": _platform.python_version(), "numpy": np.__version__}
+    for dist in ("torch", "openmm", "dask", "distributed", "numba"):  # read without importing them
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

@@ -187,3 +187,36 @@ def test_missing_numba_names_the_fast_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)
     with pytest.raises(MissingExtraError, match=r"\[fast\]"):
         kernels()
+
+
+@pytest.mark.parametrize("topo", [SMALL, microtubule_topology()], ids=["small", "microtubule"])
+def test_per_particle_energies_equal_true_energy_split(topo):
+    """The numba engine's own per-particle split (what its sweep workers store) equals TrueEnergy's
+    LAMMPS pe/atom split on strained positions."""
+    x = _strained(topo, 0.3, seed=5)
+    _, e, per = NumbaEngine(PARAMS, Protocol.short(), topo).forces_energies(x, per_particle=True)
+    with torch.no_grad():
+        _, ref = TrueEnergy(topo)(torch.from_numpy(x), torch.from_numpy(PARAMS))
+    np.testing.assert_allclose(per, ref.numpy(), rtol=1e-10, atol=1e-12 * np.abs(ref.numpy()).max())
+    np.testing.assert_allclose(per.sum(1), e, rtol=1e-12)
+
+
+def test_a_numba_sweep_worker_does_not_import_torch(tmp_path):
+    """A sweep batch on the numba engine (what each local worker process runs) never imports torch: it
+    would cost every spawned worker seconds of start-up."""
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys
+        from cgsurrogate.simulate.protocol import Protocol
+        from cgsurrogate.simulate.sweep import simulate_batch
+        proto = Protocol(ramp_steps=20, hold_steps=20, save_every=20, timestep_ps=360.0, settle_tol=1e-2)
+        res = simulate_batch({str(tmp_path)!r}, [0], [[30.0] * 5], proto.to_dict(), 1, engine="numba")
+        assert res["written"] == [0], res
+        print("torch" in sys.modules)
+    """)
+    (tmp_path / "runs").mkdir()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
