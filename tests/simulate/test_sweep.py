@@ -157,6 +157,8 @@ def _cli(capsys, *args):
         (["--workers", "0"], "--workers 0: must be at least 1"),
         (["--threads", "0"], "--threads 0: must be at least 1"),
         (["--batch-size", "-2"], "--batch-size -2: must be at least 1"),
+        (["--settle-tol", "-1"], "--settle-tol -1.0: must be a non-negative number"),
+        (["--settle-tol", "nan"], "--settle-tol nan: must be a non-negative number"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, capsys, args, message):
