@@ -9,7 +9,7 @@ imported on first use so that ``import cgsurrogate`` (and ``cgsurrogate --help``
 """
 from __future__ import annotations
 
-import importlib
+from cgsurrogate.core.lazy_exports import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -33,13 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'cgsurrogate' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

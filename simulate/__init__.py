@@ -5,7 +5,7 @@ Public API
 Tube, microtubule_topology, tube_topology, TrueEnergy, true_energy, parse_params,
 PARAM_NAMES, GRID_VALUES
 """
-import importlib
+from cgsurrogate.core.lazy_exports import lazy_exports
 
 #: public name -> module that defines it; imported on first use, so that importing a submodule (a sweep
 #: worker of the numba engine) does not import torch.
@@ -25,17 +25,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
-
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 __all__ = [
     "Tube",
