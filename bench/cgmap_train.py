@@ -6,7 +6,14 @@ choose each member's epoch; the feature set is given (``--features``; with two, 
 trained with each and the better inner validation score decides). Writes the checkpoint
 through ``core.checkpoint_io`` with the selection record, settings and machine load.
 
+``--refit R`` then refits R networks (seeds ``seed ..``) on every annotation for the selected
+number of epochs on the same schedule (:func:`cgsurrogate.surrogate.cgmap.nested_cv.dsgpm_refit`),
+as the nested CV's ``--refit`` does per outer fold; ``--selection-from CKPT`` reuses the
+selection record stored in an earlier checkpoint of this script with the same selection
+settings instead of repeating the inner training.
+
     python bench/cgmap_train.py --ham /work/shared/data/ham   # 50 epochs, lr 1e-3 -> 1e-5, rich features
+    python bench/cgmap_train.py --refit 1 --selection-from surrogate/pretrained/dsgpm_ham.pt --out new.pt
 """
 from __future__ import annotations
 
@@ -23,7 +30,21 @@ import torch  # noqa: E402
 
 from cgsurrogate.data.ham import load_ham  # noqa: E402
 from cgsurrogate.surrogate.cgmap.checkpoint import PRETRAINED_PATH, save_dsgpm  # noqa: E402
-from cgsurrogate.surrogate.cgmap.nested_cv import dsgpm_fit  # noqa: E402
+from cgsurrogate.surrogate.cgmap.nested_cv import dsgpm_fit, dsgpm_refit  # noqa: E402
+
+SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment")
+
+
+def stored_selection(path, args) -> dict:
+    """The selection record of an earlier checkpoint written by this script with the same selection settings."""
+    from cgsurrogate.surrogate.cgmap.checkpoint import load_dsgpm
+
+    info = load_dsgpm(path).info
+    diff = [k for k in SELECTION_SETTINGS if info.get("settings", {}).get(k) != getattr(args, k)]
+    if diff or "members" not in info:
+        raise SystemExit(f"{path}: no selection record with these settings (differs in {diff}); rerun the selection")
+    return dict(info["selection"], members=info["members"], selection_from=str(path),
+                selection_seconds=info.get("selection_seconds", info.get("train_seconds")))
 
 
 def main(argv=None):
@@ -37,24 +58,41 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr-final", type=float, default=1e-5, help="0: constant lr 1e-3; else exponential decay to this")
     p.add_argument("--augment", default="none", choices=("none", "automorphisms"))
+    p.add_argument("--refit", type=int, default=0,
+                   help="refit this many networks on every annotation after selection (0: ship the selected ones)")
+    p.add_argument("--selection-from", default=None, help="reuse the selection record of this earlier checkpoint")
     args = p.parse_args(argv)
+    if args.selection_from and not args.refit:
+        raise SystemExit("--selection-from needs --refit R (R >= 1)")
     torch.set_num_threads(1)
     load0 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     anns = load_ham(args.ham)
     t0 = time.perf_counter()
-    emb, record = dsgpm_fit(anns, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
-                            feature_sets=tuple(args.features.split(",")), seed=args.seed, lr_final=args.lr_final,
-                            augment=args.augment, progress=True)
-    seconds = time.perf_counter() - t0
+    if args.selection_from:
+        record = stored_selection(args.selection_from, args)
+    else:
+        emb, record = dsgpm_fit(anns, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
+                                feature_sets=tuple(args.features.split(",")), seed=args.seed,
+                                lr_final=args.lr_final, augment=args.augment, progress=True)
+    selection_seconds = time.perf_counter() - t0
     from cgsurrogate.surrogate.cgmap.network import DSGPM
 
     models = []
-    for m in emb.members:
-        net = DSGPM(**emb.config)
-        net.load_state_dict({k: torch.from_numpy(v).float() for k, v in m.items() if not k.startswith("_")})
-        models.append(net)
+    if args.refit:
+        fitted = [dsgpm_refit(anns, record, r, epochs=args.epochs, lr_final=args.lr_final, seed=args.seed,
+                              augment=args.augment, progress=True) for r in range(args.refit)]
+        models = [m for m, _ in fitted]
+        record = dict(record, refit=[i for _, i in fitted])
+    else:
+        for m in emb.members:
+            net = DSGPM(**emb.config)
+            net.load_state_dict({k: torch.from_numpy(v).float() for k, v in m.items() if not k.startswith("_")})
+            models.append(net)
+    seconds = time.perf_counter() - t0
+    procedure = "nested_cv.dsgpm_fit on all annotations" + (
+        f", then {args.refit} network(s) refitted on all annotations (nested_cv.dsgpm_refit)" if args.refit else "")
     info = dict(data=f"HAM subset ({len(anns)} annotations, {len({a.smiles for a in anns})} molecules)",
-                procedure="nested_cv.dsgpm_fit on all annotations", settings=vars(args),
+                procedure=procedure, settings=vars(args), selection_seconds=selection_seconds,
                 selection={k: v for k, v in record.items() if k != "members"},
                 members=[{k: v for k, v in m.items() if k != "history"} for m in record["members"]],
                 train_seconds=seconds, load_before=load0,

@@ -10,11 +10,22 @@ count, within the test fold). Both protocols (paper and strict,
 :mod:`cgsurrogate.surrogate.cgmap.metrics`); every method gets the same exact-count
 connectivity post-processing. Means over folds with 95 % t-intervals.
 
+``--refit R``: after selection, R networks (seeds ``seed .. seed+R-1``) are refitted on all
+training-fold molecules for the selected number of epochs on the same learning-rate schedule
+(:func:`cgsurrogate.surrogate.cgmap.nested_cv.dsgpm_refit`); they are the predictor (an
+ensemble when R > 1). ``--selection-from OLD.json`` takes each fold's selection record from a
+finished run with the same selection settings (its selection saw only that fold's training
+molecules) instead of repeating the inner training; ``--refit-cache DIR`` keeps each refitted
+network (``fold<K>_seed<S>_ep<N>.pt``) so a larger ensemble reuses the smaller one's members.
+``--summarise --paired-against OLD.json`` adds the per-fold paired difference of every metric.
+
 CPU is scarce: each outer fold is its own run (``--fold K``) writing
 ``<out>.folds/fold<K>.json`` atomically; ``--summarise`` collects the finished folds into
 ``<out>`` and prints the table.
 
     nice python bench/dsgpm_cv.py --ham /work/shared/data/ham --fold 0 --out bench/results/dsgpm_nested_cv_50ep.json
+    nice python bench/dsgpm_cv.py --fold 0 --refit 1 --selection-from bench/results/dsgpm_nested_cv_50ep.json \
+        --out bench/results/dsgpm_nested_cv_50ep_refit.json
     nice python bench/dsgpm_cv.py --inner-only --fold 0 --epochs 100 --augment automorphisms --out lever.json
     python bench/dsgpm_cv.py --summarise
 """
@@ -81,9 +92,15 @@ def run_fold(args, anns, folds):
     load_before = _load()
 
     def fit(train):
-        return dsgpm_fit(train, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
-                         feature_sets=tuple(args.features.split(",")), seed=args.seed, lr_final=args.lr_final,
-                         augment=args.augment, progress=True)
+        if args.selection_from is None:
+            emb, record = dsgpm_fit(train, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
+                                    feature_sets=tuple(args.features.split(",")), seed=args.seed,
+                                    lr_final=args.lr_final, augment=args.augment, progress=True)
+            if not args.refit:
+                return emb, record
+        else:
+            record = stored_selection(args)
+        return refit_networks(args, train, record)
 
     def score(embedder, test):
         torch.manual_seed(args.seed)
@@ -99,6 +116,46 @@ def run_fold(args, anns, folds):
     t0 = time.perf_counter()
     nested_cv(anns, one, fit, score, on_fold=on_fold)
     print(f"fold {args.fold} done in {time.perf_counter() - t0:.0f} s ({_load()})")
+
+
+SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment")
+
+
+def stored_selection(args) -> dict:
+    """Fold ``--fold``'s selection record from a finished run (``--selection-from``) whose selection
+    settings equal this run's; the record was made on that fold's training molecules only."""
+    path = Path(args.selection_from + ".folds") / f"fold{args.fold}.json"
+    old = json.loads(path.read_text())
+    diff = [k for k in SELECTION_SETTINGS if old["settings"][k] != getattr(args, k)]
+    if diff or old["fold"] != args.fold:
+        raise SystemExit(f"{path}: other selection settings {diff} or fold; rerun the selection")
+    return dict(old["selection"], selection_from=str(path), selection_fit_seconds=old["fit_seconds"])
+
+
+def refit_networks(args, train, record):
+    """``--refit`` networks on all training molecules (cached per fold, seed and length)."""
+    import torch
+
+    from cgsurrogate.surrogate.cgmap.checkpoint import load_dsgpm_torch, save_dsgpm
+    from cgsurrogate.surrogate.cgmap.nested_cv import dsgpm_refit
+    from cgsurrogate.surrogate.cgmap.training import torch_embedder
+
+    models, infos = [], []
+    for r in range(args.refit):
+        n = record["members"][r % len(record["members"])]["selected_epoch"] + 1
+        cache = Path(args.refit_cache) / f"fold{args.fold}_seed{args.seed + r}_ep{n}.pt" if args.refit_cache else None
+        if cache is not None and cache.is_file():
+            m, info = load_dsgpm_torch(cache)[0], None
+            info = dict(m.info["refit"], cached=str(cache))
+        else:
+            torch.set_num_threads(1)
+            m, info = dsgpm_refit(train, record, r, epochs=args.epochs, lr_final=args.lr_final, seed=args.seed,
+                                  augment=args.augment, progress=True)
+            if cache is not None:
+                save_dsgpm(cache, m, {"refit": info, "fold": args.fold, "settings": vars(args)})
+        models.append(m)
+        infos.append(info)
+    return torch_embedder(models), dict(record, refit=infos)
 
 
 def inner_only(args, anns, folds):
@@ -151,8 +208,26 @@ def summarise(args):
     print("DSGPM - spectral (paired over folds): " + ", ".join(
         f"{pr} {m} {g[pr][m]['mean']:+.3f} [{g[pr][m]['low']:+.3f},{g[pr][m]['high']:+.3f}]"
         for pr in ("paper", "strict") for m in ("ami", "cut_f1")))
+    if args.paired_against:
+        old = {json.loads(p.read_text())["fold"]: json.loads(p.read_text())
+               for p in Path(args.paired_against + ".folds").glob("fold*.json")}
+        both = [r for r in res if r["fold"] in old]
+        paired = {pr: {m: dict(fold_interval([r["test"]["DSGPM"][pr][m] - old[r["fold"]]["test"]["DSGPM"][pr][m]
+                                              for r in both]),
+                               per_fold=[r["test"]["DSGPM"][pr][m] - old[r["fold"]]["test"]["DSGPM"][pr][m]
+                                         for r in both])
+                       for m in METRICS} for pr in ("paper", "strict")}
+        summary["paired_against"] = dict(path=args.paired_against, folds=[r["fold"] for r in both], dsgpm=paired)
+        write_json_atomic(args.out, summary)
+        print(f"DSGPM minus {args.paired_against} (paired over folds {[r['fold'] for r in both]}): " + ", ".join(
+            f"{pr} {m} {paired[pr][m]['mean']:+.4f} [{paired[pr][m]['low']:+.4f},{paired[pr][m]['high']:+.4f}] "
+            f"({' '.join(f'{x:+.3f}' for x in paired[pr][m]['per_fold'])})"
+            for pr in ("paper", "strict") for m in ("ami", "cut_f1")))
     for r in res:
         s = r["selection"]
+        if s.get("refit"):
+            print(f"fold {r['fold']}: refit " + ", ".join(
+                f"seed {f['seed']} {f['epochs']} ep on {f['n_annotations']} ann {f['seconds']:.0f} s" for f in s["refit"]))
         print(f"fold {r['fold']}: features {s['feature_set']} {s['feature_set_scores']}, epochs "
               f"{[m['selected_epoch'] for m in s['members']]}, fit {r['fit_seconds']:.0f} s; load {r['load_before']}")
 
@@ -170,11 +245,19 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr-final", type=float, default=1e-5, help="0: constant lr 1e-3; else exponential decay to this")
     p.add_argument("--augment", default="none", choices=("none", "automorphisms"))
+    p.add_argument("--refit", type=int, default=0,
+                   help="refit this many networks on all training molecules after selection (0: use the selected ones)")
+    p.add_argument("--selection-from", default=None,
+                   help="reuse each fold's selection record of this finished run (same selection settings)")
+    p.add_argument("--refit-cache", default=None, help="folder keeping refitted networks for reuse")
+    p.add_argument("--paired-against", default=None, help="--summarise: paired per-fold differences against this run")
     p.add_argument("--inner-only", action="store_true",
                    help="lever measurement: inner split of --fold only, writes the validation history to --out")
     args = p.parse_args(argv)
     if args.summarise:
         return summarise(args)
+    if args.selection_from and not args.refit:
+        raise SystemExit("--selection-from needs --refit R (R >= 1)")
     anns = load_ham(args.ham)
     folds = ham_folds(anns, n_folds=5, seed=0)
     if args.inner_only:

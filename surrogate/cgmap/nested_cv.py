@@ -13,6 +13,9 @@ each call saw, so a test can check that no test molecule reached selection.
 epoch (and optionally the feature set) by the validation score of
 :func:`cgsurrogate.surrogate.cgmap.metrics.selection_score`; ensemble members are trained on
 different inner splits, each with its own epoch chosen on its own inner validation molecules.
+With ``refit``, the chosen settings are then applied once more to *all* training-fold
+molecules (:func:`dsgpm_refit`: fresh initialisation, the selected number of epochs on the
+same learning-rate schedule, no validation), and those networks are the predictor.
 
 Intervals: each metric's mean over the outer folds with a t-interval over folds
 (:func:`fold_interval`).
@@ -23,7 +26,7 @@ import time
 
 import numpy as np
 
-__all__ = ["nested_cv", "fold_interval", "dsgpm_fit", "inner_split"]
+__all__ = ["nested_cv", "fold_interval", "dsgpm_fit", "dsgpm_refit", "inner_split", "truncated_lr_final"]
 
 
 def fold_interval(values, level: float = 0.95) -> dict:
@@ -87,9 +90,58 @@ def nested_cv(annotations, folds, fit, score, on_fold=None) -> list[dict]:
     return out
 
 
+def truncated_lr_final(lr: float, lr_final: float, epochs: int, n: int) -> float:
+    """The ``lr_final`` of an ``n``-epoch run whose exponential decay follows the first ``n`` epochs
+    of an ``epochs``-long decay from ``lr`` to ``lr_final`` (0: constant rate, returned as 0).
+
+    The loop sets the rate of epoch e to ``lr (lr_final/lr)^(e/(epochs-1))``; with
+    ``lr (lr_final/lr)^((n-1)/(epochs-1))`` as the final rate of an n-epoch run, epochs
+    0..n-1 get the same rates.
+    """
+    if lr_final <= 0:
+        return 0.0
+    if not 1 <= n <= epochs:
+        raise ValueError(f"refit length {n} must be within 1..{epochs} epochs")
+    return float(lr * (lr_final / lr) ** ((n - 1) / max(epochs - 1, 1)))
+
+
+def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: float = 1e-3, lr_final: float = 0.0,
+                seed: int = 0, model_config: dict | None = None, augment: str = "none", progress: bool = False):
+    """Refit network ``index`` on all training-fold molecules with the choices of a selection ``record``.
+
+    Uses the feature set of ``record`` and the epoch selected by member ``index % len(members)``;
+    trains ``selected_epoch + 1`` epochs from a fresh initialisation (seed ``seed + index``) on
+    the first epochs of the same ``epochs``-long schedule (:func:`truncated_lr_final`), without
+    validation (the last epoch is kept).
+
+    Parameters
+    ----------
+    train : list of HAMAnnotation  (all training-fold annotations; never a test fold)
+    record : dict  from :func:`dsgpm_fit` (``feature_set``, ``members[*].selected_epoch``)
+    index : int  which refit network (seed offset)
+    epochs, lr, lr_final : the schedule the selection used
+
+    Returns
+    -------
+    (DSGPM in eval mode, dict: index, seed, epochs, lr_final, n_annotations, seconds)
+    """
+    from cgsurrogate.surrogate.cgmap import training
+
+    member = record["members"][index % len(record["members"])]
+    n = int(member["selected_epoch"]) + 1
+    lr_n = truncated_lr_final(lr, lr_final, epochs, n)
+    t0 = time.perf_counter()
+    model, _ = training.train_dsgpm(train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
+                                    eval_every=n, augment=augment, progress=progress,
+                                    model_config=dict(model_config or {}, feature_set=record["feature_set"]))
+    info = dict(index=index, seed=seed + index, epochs=n, lr_final=lr_n, n_annotations=len(train),
+                seconds=time.perf_counter() - t0)
+    return model, info
+
+
 def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5, inner_parts: int = 5,
               feature_sets=("rich",), model_config: dict | None = None, seed: int = 0, scorer=None,
-              lr_final: float = 0.0, augment: str = "none", progress: bool = False):
+              lr_final: float = 0.0, augment: str = "none", refit: int = 0, progress: bool = False):
     """DSGPM selection inside the training folds; returns ``(Embedder, record)``.
 
     Member ``m`` trains on inner folds other than ``m`` (of ``inner_parts``, grouped by
@@ -106,12 +158,18 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
     model_config : dict, optional  other :class:`DSGPM` arguments
     scorer : callable ``scorer(embedder, val) -> float``, optional (default selection_score)
     lr_final, augment : learning-rate decay and augmentation (:func:`train_dsgpm`)
+    refit : int
+        0: the predictor is the selected inner-trained members. ``R > 0``: the predictor is ``R``
+        networks refitted on all of ``train`` after selection (:func:`dsgpm_refit`, seeds
+        ``seed .. seed+R-1``; an ensemble when ``R > 1``); recorded under ``record["refit"]``.
 
     Returns
     -------
     (Embedder with the members, dict with the choices and validation histories)
     """
-    from cgsurrogate.surrogate.cgmap.training import torch_embedder, train_dsgpm
+    from cgsurrogate.surrogate.cgmap import training
+
+    torch_embedder, train_dsgpm = training.torch_embedder, training.train_dsgpm
 
     if members > inner_parts:
         raise ValueError(f"{members} members need at least as many inner folds (got {inner_parts})")
@@ -142,4 +200,9 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
                                       history=[{k: h[k] for k in ("epoch", "loss", "seconds", "val_score") if k in h}
                                                for h in hist]))
         models.append(m)
+    if refit:
+        fitted = [dsgpm_refit(train, record, r, epochs=epochs, lr_final=lr_final, seed=seed, model_config=cfg,
+                              augment=augment, progress=progress) for r in range(refit)]
+        models = [m for m, _ in fitted]
+        record["refit"] = [info for _, info in fitted]
     return torch_embedder(models), record

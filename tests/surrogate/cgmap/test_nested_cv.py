@@ -78,3 +78,72 @@ def test_fold_interval_against_a_t_table():
     assert r["mean"] == 2.0 and r["std"] == pytest.approx(1.0)
     assert r["high"] - r["mean"] == pytest.approx(4.303 / np.sqrt(3), abs=1e-3)
     assert r["low"] == pytest.approx(2 * r["mean"] - r["high"])
+
+
+def test_refit_sees_only_the_training_folds(anns, monkeypatch):
+    """With ``refit`` the extra networks train on all training-fold annotations, without validation;
+    selection still scores only inner validation molecules and the test fold is scored once."""
+    from cgsurrogate.surrogate.cgmap import training
+
+    real = training.train_dsgpm
+    calls = []
+
+    def spy(train, val=None, **kw):  # the real training, with its inputs recorded
+        calls.append(({a.path for a in train}, None if val is None else {a.path for a in val}, kw["epochs"]))
+        return real(train, val, **kw)
+
+    monkeypatch.setattr(training, "train_dsgpm", spy)
+    folds = ham_folds(anns, n_folds=5, seed=0)
+    picks = iter(np.random.default_rng(3).random(1000))
+    seen_by_score = []
+
+    def fit(train):
+        calls.clear()
+        emb, rec = dsgpm_fit(train, members=1, epochs=3, eval_every=1, inner_parts=3, refit=2,
+                             model_config=dict(hidden=8, out_dim=4, steps=1), lr_final=1e-5,
+                             scorer=lambda e, v: float(next(picks)))
+        rec["calls"] = list(calls)
+        return emb, rec
+
+    def score(pred, test):
+        seen_by_score.append({a.path for a in test})
+        return {"n": len(test), "members": len(pred.members)}
+
+    res = nested_cv(anns, folds, fit, score)
+    for k, r in enumerate(res):
+        test_paths = {anns[i].path for i in folds[k]}
+        train_paths = set(r["train_paths"])
+        assert seen_by_score[k] == test_paths and r["test"]["members"] == 2
+        sel, refits = r["selection"]["calls"][0], r["selection"]["calls"][1:]
+        assert sel[1] and not (sel[0] | sel[1]) & test_paths and sel[0] | sel[1] == train_paths
+        n = r["selection"]["members"][0]["selected_epoch"] + 1
+        assert len(refits) == 2
+        for tr, val, ep in refits:
+            assert val is None and tr == train_paths and ep == n  # every training molecule, no test molecule
+        assert [f["seed"] for f in r["selection"]["refit"]] == [0, 1]
+        assert all(f["n_annotations"] == len(train_paths) for f in r["selection"]["refit"])
+
+
+def test_refit_follows_the_first_epochs_of_the_schedule(anns):
+    """A refit for the selected n epochs reproduces, on the same data and seed, the weights the
+    full-length run had after n epochs (same per-epoch learning rates)."""
+    import torch
+
+    from cgsurrogate.surrogate.cgmap.nested_cv import dsgpm_refit, truncated_lr_final
+    from cgsurrogate.surrogate.cgmap.training import train_dsgpm
+
+    train, cfg = anns[:12], dict(hidden=8, out_dim=4, steps=1, feature_set="rich")
+    # selection keeps the state after epoch index 1 (the scorer prefers the 2nd evaluation) of 4 epochs
+    order = iter([0.1, 0.9, 0.2, 0.3])
+    full, hist = train_dsgpm(train, anns[12:14], epochs=4, eval_every=1, lr_final=1e-5, seed=5,
+                             model_config=cfg, scorer=lambda e, v: next(order))
+    assert [h["epoch"] for h in hist if h["selected"]] == [1]
+    record = dict(feature_set="rich", members=[dict(selected_epoch=1)])
+    refit, info = dsgpm_refit(train, record, 0, epochs=4, lr_final=1e-5, seed=5, model_config=cfg)
+    assert info["epochs"] == 2 and info["lr_final"] == pytest.approx(1e-3 * 1e-2 ** (1 / 3))
+    a, b = full.state_dict(), refit.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    # the rate schedule matters: compressing the decay into 2 epochs gives other weights
+    other, _ = train_dsgpm(train, None, epochs=2, eval_every=2, lr_final=1e-5, seed=5, model_config=cfg)
+    assert not all(torch.allclose(a[k], other.state_dict()[k], atol=1e-6) for k in a)
+    assert truncated_lr_final(1e-3, 1e-5, 50, 50) == pytest.approx(1e-5) and truncated_lr_final(1e-3, 0.0, 50, 7) == 0
