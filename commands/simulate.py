@@ -22,7 +22,7 @@ def add_simulate(sub):
     p.add_argument("--protocol", choices=["short", "paper"], default="short",
                    help="short: 28,800 steps of 0.36 ns; paper: 576,000 steps of 0.018 ns (default short)")
     p.add_argument("--batch-size", type=int, default=4, help="replicas per task / OpenMM System (default 4)")
-    p.add_argument("--workers", type=int, default=2, help="local worker processes, at least 1 (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="local workers, at least 1 (default 2): processes, or threads with --engine numba")
     p.add_argument("--threads", type=int, default=1, help="OpenMM CPU threads per worker (default 1)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of an existing Dask scheduler (tcp://host:8786; needs the [sweep] extra)")

@@ -151,9 +151,13 @@ class NumbaEngine:
     def settle(self) -> dict:
         """The protocol's settle stage (:func:`cgsurrogate.simulate.settle.settle_replicas`): positions become
         the settled ones, velocities zero. Returns the settle measures."""
+        from cgsurrogate.simulate.numba_settle import fire_settle_compiled
         from cgsurrogate.simulate.settle import settle_replicas
 
-        out = settle_replicas(self.positions, self.net_forces, self.clamp_nodes, self.load_nodes, self.protocol)
+        def fire(x0, free, load, tol, max_iter):
+            return fire_settle_compiled(self, x0, free, load, tol, max_iter)
+
+        out = settle_replicas(self.positions, self.net_forces, self.clamp_nodes, self.load_nodes, self.protocol, fire=fire)
         self.positions[:] = out.pop("positions")
         self.velocities[:] = 0.0
         return out

@@ -124,7 +124,7 @@ def fire_settle(x0, net_forces, free, load: float, tol: float, max_iter: int, dt
     return {"positions": x, "residual": resid, "iterations": iters, "converged": resid <= tol}
 
 
-def settle_replicas(x_dynamic, net_forces, clamp_nodes, load_nodes, protocol) -> dict:
+def settle_replicas(x_dynamic, net_forces, clamp_nodes, load_nodes, protocol, fire=None) -> dict:
     """The settle stage of a protocol for ``R`` replicas (both engines call this).
 
     Parameters
@@ -134,6 +134,9 @@ def settle_replicas(x_dynamic, net_forces, clamp_nodes, load_nodes, protocol) ->
     net_forces : callable, see :func:`fire_settle` (internal + the full load)
     clamp_nodes, load_nodes : int arrays
     protocol : Protocol (``load``, ``settle_tol``, ``settle_max_iter``)
+    fire : callable ``(x0, free, load, tol, max_iter) -> dict``, optional
+        The FIRE loop; default :func:`fire_settle` on ``net_forces``. The numba engine passes its
+        compiled copy of the same loop (:func:`cgsurrogate.simulate.numba_settle.fire_settle_compiled`).
 
     Returns
     -------
@@ -148,7 +151,10 @@ def settle_replicas(x_dynamic, net_forces, clamp_nodes, load_nodes, protocol) ->
     x_dynamic = np.asarray(x_dynamic, dtype=np.float64)
     N = x_dynamic.shape[1]
     free = np.setdiff1d(np.arange(N), np.asarray(clamp_nodes, dtype=np.int64))
-    res = fire_settle(x_dynamic, net_forces, free, protocol.load, protocol.settle_tol, protocol.settle_max_iter)
+    if fire is None:
+        def fire(x0, free_, load, tol, max_iter):
+            return fire_settle(x0, net_forces, free_, load, tol, max_iter)
+    res = fire(x_dynamic, free, protocol.load, protocol.settle_tol, protocol.settle_max_iter)
     x = res["positions"]
     load_nodes = np.asarray(load_nodes, dtype=np.int64)
     tip_shift = np.abs(x[:, load_nodes, 1].mean(1) - x_dynamic[:, load_nodes, 1].mean(1))

@@ -250,3 +250,18 @@ def test_sweep_without_dask_in_process_and_local_processes(tmp_path, reference_s
     procs = _dataset_arrays(tmp_path / "procs", 6)  # other batches (other seeds): same physics
     for a, b in zip(_dataset_arrays(ref, 6), procs):
         np.testing.assert_allclose(a["positions"], b["positions"], atol=0.2)
+
+
+def test_numba_sweep_on_two_threads_equals_one_worker(tmp_path):
+    """The numba engine's local pool runs batches on threads (its kernels release the GIL): two workers
+    write run files identical, array for array, to one worker in this process with the same batches."""
+    pytest.importorskip("numba")
+    P = PARAMS[:4]
+    a = run_sweep(tmp_path / "one", param_sets=P, protocol=TINY, batch_size=2, n_workers=1, progress=False,
+                  engine="numba")
+    b = run_sweep(tmp_path / "two", param_sets=P, protocol=TINY, batch_size=2, n_workers=2, progress=False,
+                  engine="numba")
+    assert a["pending"] == b["pending"] == [] and len(b["results"]) == 2
+    for x, y in zip(_dataset_arrays(tmp_path / "one", 4), _dataset_arrays(tmp_path / "two", 4)):
+        for k in x:
+            assert np.array_equal(x[k], y[k]), k
