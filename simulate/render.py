@@ -26,16 +26,14 @@ def render_tube(path, positions, energies, rest_positions=None, title: str | Non
     -------
     Path of the PNG.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: its import costs 0.3-0.9 s more, measured
 
     x = np.asarray(positions, dtype=float)
     e = np.asarray(energies, dtype=float)
     if x.ndim != 2 or x.shape[1] != 3 or e.shape != (x.shape[0],):
         raise CGSurrogateError(f"positions {x.shape} and energies {e.shape} must be [N, 3] and [N]")
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3.0, 1.2]})
+    fig = Figure(figsize=(13, 4.8))
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3.0, 1.2]})
     if rest_positions is not None:
         r = np.asarray(rest_positions)
         ax.scatter(r[:, 2], r[:, 1], s=10, c="0.85", label="rest", zorder=1)
@@ -71,18 +69,21 @@ def render_tube(path, positions, energies, rest_positions=None, title: str | Non
 
 
 def save_figure(fig, path, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically (:func:`cgsurrogate.core.atomic.atomic_path`) and close it.
+    """Save a matplotlib figure as PNG atomically (:func:`cgsurrogate.core.atomic.atomic_path`) and close it
+    (in pyplot, when pyplot made it; a bare ``matplotlib.figure.Figure`` needs no closing).
 
     Returns
     -------
     Path of the PNG.
     """
-    import matplotlib.pyplot as plt
+    import sys
 
     path = Path(path)
     try:
         with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=dpi)
     finally:
-        plt.close(fig)
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            plt.close(fig)
     return path

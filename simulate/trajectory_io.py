@@ -10,9 +10,11 @@ particles' types and the protocol's clamped and pulled particles, and the parame
 one key per name (``LatAssoc=30 ...``); without one, as ``params="..."``. The comment line of
 each frame also holds ``step`` and the units.
 
-The comment line is made by ASE (``ase.io.extxyz.key_val_dict_to_str``); the columns are written
-here with 11 significant digits, because ASE's own writer rounds per-atom columns to 8 decimals
-(1e-8 eV), a relative error of ~1e-5 on a microtubule monomer's energy (~3e-4 eV).
+The comment line and the columns are written here, without importing ASE (``ase.io`` takes 1.2-2 s
+to import, longer than writing a sweep's trajectory); the tests read every file back with
+``ase.io.read``. Columns carry 11 significant digits, because ASE's own writer rounds per-atom
+columns to 8 decimals (1e-8 eV), a relative error of ~1e-5 on a microtubule monomer's energy
+(~3e-4 eV).
 """
 from __future__ import annotations
 
@@ -53,8 +55,6 @@ def write_extxyz(path, positions, energies, velocities=None, forces=None, steps=
     CGSurrogateError
         Arrays of inconsistent shapes, or an unwritable path (the message names ``path``).
     """
-    from ase.io.extxyz import key_val_dict_to_str
-
     path = Path(path)
     pos = np.asarray(positions, dtype=np.float64)
     en = np.asarray(energies, dtype=np.float64)
@@ -113,10 +113,28 @@ def write_extxyz(path, positions, energies, velocities=None, forces=None, steps=
         info["units"] = UNITS_TEXT
         info["pbc"] = np.array([False, False, False])
         out.write(f"{N}\n")
-        out.write(f"Properties={':'.join(props + int_props)} {key_val_dict_to_str(info)}\n")
+        out.write(f"Properties={':'.join(props + int_props)} {_key_values(info)}\n")
         rows = np.concatenate([real[f], int_block], axis=1) if ints else real[f]
         np.savetxt(out, rows, fmt=fmt)
     return write_text_atomic(path, out.getvalue())
+
+
+def _key_values(info: dict) -> str:
+    """The comment line's ``key=value`` pairs in the extended XYZ convention: ints and floats as Python
+    writes them (floats round-trip exactly), strings with a space and arrays quoted, booleans as T / F."""
+    def one(v):
+        if isinstance(v, (bool, np.bool_)):
+            return "T" if v else "F"
+        if isinstance(v, (int, np.integer)):
+            return str(int(v))
+        if isinstance(v, (float, np.floating)):
+            return repr(float(v))
+        if isinstance(v, np.ndarray):
+            return '"' + " ".join(one(x) for x in v.ravel()) + '"'
+        text = str(v)
+        return f'"{text}"' if (" " in text or "=" in text) else text
+
+    return " ".join(f"{k}={one(v)}" for k, v in info.items())
 
 
 def _frames(a, shape, single, what, path):
