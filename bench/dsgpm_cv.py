@@ -12,8 +12,8 @@ connectivity post-processing. Means over folds with 95 % t-intervals.
 
 ``--refit R``: after selection, R networks (seeds ``seed .. seed+R-1``) are refitted on all
 training-fold molecules for the selected number of epochs on the same learning-rate schedule
-(:func:`cgsurrogate.surrogate.cgmap.nested_cv.dsgpm_refit`); they are the predictor (an
-ensemble when R > 1). ``--selection-from OLD.json`` takes each fold's selection record from a
+(:func:`cgsurrogate.surrogate.cgmap.nested_cv.dsgpm_refit`; ``--refit-length full``: for all
+``--epochs`` instead); they are the predictor (an ensemble when R > 1). ``--selection-from OLD.json`` takes each fold's selection record from a
 finished run with the same selection settings (its selection saw only that fold's training
 molecules) instead of repeating the inner training; ``--refit-cache DIR`` keeps each refitted
 network (``fold<K>_seed<S>_ep<N>.pt``) so a larger ensemble reuses the smaller one's members.
@@ -143,6 +143,7 @@ def refit_networks(args, train, record):
     models, infos = [], []
     for r in range(args.refit):
         n = record["members"][r % len(record["members"])]["selected_epoch"] + 1
+        n = n if args.refit_length == "selected" else args.epochs
         cache = Path(args.refit_cache) / f"fold{args.fold}_seed{args.seed + r}_ep{n}.pt" if args.refit_cache else None
         if cache is not None and cache.is_file():
             m, info = load_dsgpm_torch(cache)[0], None
@@ -150,7 +151,7 @@ def refit_networks(args, train, record):
         else:
             torch.set_num_threads(1)
             m, info = dsgpm_refit(train, record, r, epochs=args.epochs, lr_final=args.lr_final, seed=args.seed,
-                                  augment=args.augment, progress=True)
+                                  augment=args.augment, length=args.refit_length, progress=True)
             if cache is not None:
                 save_dsgpm(cache, m, {"refit": info, "fold": args.fold, "settings": vars(args)})
         models.append(m)
@@ -247,6 +248,8 @@ def main(argv=None):
     p.add_argument("--augment", default="none", choices=("none", "automorphisms"))
     p.add_argument("--refit", type=int, default=0,
                    help="refit this many networks on all training molecules after selection (0: use the selected ones)")
+    p.add_argument("--refit-length", default="selected", choices=("selected", "full"),
+                   help="refit for the selected epochs or for the whole --epochs schedule")
     p.add_argument("--selection-from", default=None,
                    help="reuse each fold's selection record of this finished run (same selection settings)")
     p.add_argument("--refit-cache", default=None, help="folder keeping refitted networks for reuse")

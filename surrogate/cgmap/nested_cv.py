@@ -106,7 +106,8 @@ def truncated_lr_final(lr: float, lr_final: float, epochs: int, n: int) -> float
 
 
 def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: float = 1e-3, lr_final: float = 0.0,
-                seed: int = 0, model_config: dict | None = None, augment: str = "none", progress: bool = False):
+                seed: int = 0, model_config: dict | None = None, augment: str = "none", length: str = "selected",
+                progress: bool = False):
     """Refit network ``index`` on all training-fold molecules with the choices of a selection ``record``.
 
     Uses the feature set of ``record`` and the epoch selected by member ``index % len(members)``;
@@ -120,6 +121,9 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
     record : dict  from :func:`dsgpm_fit` (``feature_set``, ``members[*].selected_epoch``)
     index : int  which refit network (seed offset)
     epochs, lr, lr_final : the schedule the selection used
+    length : {"selected", "full"}
+        ``"selected"``: the member's selected number of epochs; ``"full"``: all ``epochs`` of the
+        schedule (the selection then only fixes the feature set).
 
     Returns
     -------
@@ -128,7 +132,9 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
     from cgsurrogate.surrogate.cgmap import training
 
     member = record["members"][index % len(record["members"])]
-    n = int(member["selected_epoch"]) + 1
+    if length not in ("selected", "full"):
+        raise ValueError(f"unknown refit length {length!r}; choose 'selected' or 'full'")
+    n = int(member["selected_epoch"]) + 1 if length == "selected" else int(epochs)
     lr_n = truncated_lr_final(lr, lr_final, epochs, n)
     t0 = time.perf_counter()
     model, _ = training.train_dsgpm(train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
@@ -141,7 +147,8 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
 
 def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5, inner_parts: int = 5,
               feature_sets=("rich",), model_config: dict | None = None, seed: int = 0, scorer=None,
-              lr_final: float = 0.0, augment: str = "none", refit: int = 0, progress: bool = False):
+              lr_final: float = 0.0, augment: str = "none", refit: int = 0, refit_length: str = "selected",
+              progress: bool = False):
     """DSGPM selection inside the training folds; returns ``(Embedder, record)``.
 
     Member ``m`` trains on inner folds other than ``m`` (of ``inner_parts``, grouped by
@@ -162,6 +169,7 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
         0: the predictor is the selected inner-trained members. ``R > 0``: the predictor is ``R``
         networks refitted on all of ``train`` after selection (:func:`dsgpm_refit`, seeds
         ``seed .. seed+R-1``; an ensemble when ``R > 1``); recorded under ``record["refit"]``.
+    refit_length : {"selected", "full"}  epochs of the refit (:func:`dsgpm_refit` ``length``)
 
     Returns
     -------
@@ -202,7 +210,7 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
         models.append(m)
     if refit:
         fitted = [dsgpm_refit(train, record, r, epochs=epochs, lr_final=lr_final, seed=seed, model_config=cfg,
-                              augment=augment, progress=progress) for r in range(refit)]
+                              augment=augment, length=refit_length, progress=progress) for r in range(refit)]
         models = [m for m, _ in fitted]
         record["refit"] = [info for _, info in fitted]
     return torch_embedder(models), record

@@ -147,3 +147,20 @@ def test_refit_follows_the_first_epochs_of_the_schedule(anns):
     other, _ = train_dsgpm(train, None, epochs=2, eval_every=2, lr_final=1e-5, seed=5, model_config=cfg)
     assert not all(torch.allclose(a[k], other.state_dict()[k], atol=1e-6) for k in a)
     assert truncated_lr_final(1e-3, 1e-5, 50, 50) == pytest.approx(1e-5) and truncated_lr_final(1e-3, 0.0, 50, 7) == 0
+
+
+def test_refit_full_length_trains_the_whole_schedule(anns):
+    """``length="full"`` ignores the selected epoch: the refit equals an unvalidated run of all epochs."""
+    import torch
+
+    from cgsurrogate.surrogate.cgmap.nested_cv import dsgpm_refit
+    from cgsurrogate.surrogate.cgmap.training import train_dsgpm
+
+    train, cfg = anns[:8], dict(hidden=8, out_dim=4, steps=1, feature_set="paper")
+    record = dict(feature_set="paper", members=[dict(selected_epoch=0)])
+    refit, info = dsgpm_refit(train, record, 1, epochs=3, lr_final=1e-5, seed=2, model_config=cfg, length="full")
+    assert info["epochs"] == 3 and info["seed"] == 3 and info["lr_final"] == pytest.approx(1e-5)
+    ref, _ = train_dsgpm(train, None, epochs=3, eval_every=1, lr_final=1e-5, seed=3, model_config=cfg)
+    assert all(torch.allclose(v, ref.state_dict()[k], atol=1e-6) for k, v in refit.state_dict().items())
+    with pytest.raises(ValueError, match="refit length"):
+        dsgpm_refit(train, record, 0, epochs=3, length="best")
