@@ -284,10 +284,8 @@ def _execute(out_dir, todo, params, protocol, seed, platform, scheduler, n_worke
         done = _on_dask(scheduler, tasks)
     elif n_workers == 1 or not processes or len(tasks) == 1:
         done = (simulate_batch(*t) for t in tasks)
-    elif engine == "numba":
-        done = _on_thread_pool(n_workers, tasks)
     else:
-        done = _on_process_pool(n_workers, tasks)
+        done = _on_local_pool(n_workers, tasks, threads=engine == "numba")
     results = []
     try:
         for res in done:
@@ -300,39 +298,29 @@ def _execute(out_dir, todo, params, protocol, seed, platform, scheduler, n_worke
     return sorted(results, key=lambda r: r["run_ids"][0])
 
 
-def _on_thread_pool(n_workers, tasks):
-    """Yield task results as threads of this process finish them (the numba engine).
+def _on_local_pool(n_workers, tasks, threads: bool):
+    """Yield task results as local workers finish them: threads of this process, or spawned processes.
 
-    The numba kernels, the settle's compiled loop included, release the GIL, so ``n_workers`` threads
-    integrate in parallel; threads start at once and share the kernels this process has loaded, where a
-    spawned process pays its interpreter start, imports and JIT-cache load (about 1.8 s, measured)."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    Threads serve the numba engine: its kernels, the settle's compiled loop included, release the GIL,
+    so ``n_workers`` threads integrate in parallel, start at once and share the kernels this process
+    has loaded, where a spawned process pays its interpreter start, imports and JIT-cache load (about
+    1.8 s, measured). A process pool is shut down without waiting for its processes to exit (they are
+    idle once every result is in; the interpreter joins them at exit), so the caller goes on
+    (metadata, trajectory, PNG) while they tear down their libraries: about 3 s under load, measured."""
+    import concurrent.futures as cf
 
-    pool = ThreadPoolExecutor(max_workers=int(n_workers), thread_name_prefix="cgs-sweep")
+    if threads:
+        pool = cf.ThreadPoolExecutor(max_workers=int(n_workers), thread_name_prefix="cgs-sweep")
+    else:
+        import multiprocessing
+
+        pool = cf.ProcessPoolExecutor(max_workers=int(n_workers), mp_context=multiprocessing.get_context("spawn"))
     try:
         futs = [pool.submit(simulate_batch, *t) for t in tasks]
-        for fut in as_completed(futs):
+        for fut in cf.as_completed(futs):
             yield fut.result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _on_process_pool(n_workers, tasks):
-    """Yield task results as local spawn processes finish them.
-
-    The pool is shut down without waiting for its processes to exit (they are idle once every result
-    is in; the interpreter joins them at exit), so the caller goes on (metadata, trajectory, PNG) while
-    they tear down their libraries: about 3 s of wall time under load, measured."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    pool = ProcessPoolExecutor(max_workers=int(n_workers), mp_context=multiprocessing.get_context("spawn"))
-    try:
-        futs = [pool.submit(simulate_batch, *t) for t in tasks]
-        for fut in as_completed(futs):
-            yield fut.result()
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=threads, cancel_futures=True)
 
 
 def _on_dask(scheduler, tasks):
