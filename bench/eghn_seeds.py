@@ -16,7 +16,8 @@ Usage::
 input x and v, the decoder refines each node's offset from its cluster; see
 :mod:`cgsurrogate.surrogate.equivariant.eghn_pooling`). Re-running resumes: finished (model, seed)
 pairs are read from the JSON and skipped; with ``--ckpt-dir`` an interrupted run resumes from its
-checkpoint.
+checkpoint; a larger ``--epochs`` extends it (same settings). Each row records the epoch it resumed
+from, whether early stopping ended it, and the training wall time over all its parts.
 """
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ from pathlib import Path
 def write_table(results: dict, path: Path) -> None:
     """Markdown table of the runs (test MSE, best/last epoch, exact clusters, time and load)."""
     lines = ["| model | pool design | degree | seed | test MSE | best val MSE | best epoch | epochs run | "
-             "exact clusters (test) | train s | load 1 min |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "exact clusters (test) | train s | load 1 min | resumed from epoch | stopped early | train s (all parts) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         lines.append(f"| {r['model']} | {r.get('pool_design', '') if r['model'] == 'eghn' else ''} | "
                      f"{r.get('pool_degree', False) if r['model'] == 'eghn' else ''} | {r['seed']} | {r['test_mse']:.4f} | "
                      f"{r['best_val_mse']:.4f} | {r['best_epoch']} | {r['epochs_run']} | {r.get('exact_clusters', '')} | "
-                     f"{r['train_s']} | {r['load_avg_1min']:.1f} |")
+                     f"{r['train_s']} | {r['load_avg_1min']:.1f} | {r.get('resumed_from_epoch', '')} | "
+                     f"{r.get('stopped_early', '')} | {r.get('train_s_all_parts', '')} |")
     for m, v in results.get("summary", {}).items():
         lines.append(f"\n{m}: mean test MSE {v['mean_test_mse']:.4f} +- {v['std']:.4f} over {v['n']} seeds")
     from cgsurrogate.core.atomic import write_text_atomic
@@ -87,17 +90,24 @@ def main(argv=None) -> int:
                                          [dims["n_clusters"]], hidden=64, lambda_conn=1.0, **kw)
             cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=5e-4, weight_decay=1e-12, eval_every=5,
                               patience=args.patience, seed=seed, clip_grad=0.0)
-            t0 = time.time()
+            t0, load0 = time.time(), os.getloadavg()[0]
             ck = None
             if args.ckpt_dir:
                 Path(args.ckpt_dir).mkdir(parents=True, exist_ok=True)
                 ck = str(Path(args.ckpt_dir) / f"{args.task}_{name}_{args.pool_design}{'_deg' if args.pool_degree else ''}_seed{seed}.pt")
+            start_epoch = 0
+            if ck and Path(ck).is_file():  # resumed run: where it stood before this call
+                from cgsurrogate.surrogate.train.dynamics_trainer import load_dynamics_checkpoint
+
+                start_epoch = int(load_dynamics_checkpoint(ck)["train_state"]["epoch"])
             r = train_dynamics(model, tr, va, te, cfg, lambda_conn=1.0 if name == "eghn" else 0.0,
                                checkpoint=ck, progress=bool(ck))
             row = {"model": name, "seed": seed, **kw, "trainer_sha256_12": trainer_sha, "test_mse": r["test_mse"],
                    "best_val_mse": r["best_val_mse"],
                    "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"], "train_s": round(time.time() - t0, 1),
-                   "load_avg_1min": os.getloadavg()[0]}
+                   "load_avg_1min": os.getloadavg()[0], "load_avg_1min_start": load0,
+                   "resumed_from_epoch": start_epoch, "stopped_early": bool(r["stopped_early"]),
+                   "train_s_all_parts": round(float(r["history"][-1]["wall_s"]), 1) if r["history"] else None}
             if name == "eghn":
                 model.eval()
                 from cgsurrogate.surrogate.equivariant.message_passing import collate_graphs
