@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from cgsurrogate.core.errors import CGSurrogateError
+
 __all__ = ["nested_cv", "fold_interval", "dsgpm_fit", "dsgpm_refit", "inner_split", "truncated_lr_final"]
 
 
@@ -101,7 +103,7 @@ def truncated_lr_final(lr: float, lr_final: float, epochs: int, n: int) -> float
     if lr_final <= 0:
         return 0.0
     if not 1 <= n <= epochs:
-        raise ValueError(f"refit length {n} must be within 1..{epochs} epochs")
+        raise CGSurrogateError(f"refit length {n} must be within 1..{epochs} epochs")
     return float(lr * (lr_final / lr) ** ((n - 1) / max(epochs - 1, 1)))
 
 
@@ -133,7 +135,7 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
 
     member = record["members"][index % len(record["members"])]
     if length not in ("selected", "full"):
-        raise ValueError(f"unknown refit length {length!r}; choose 'selected' or 'full'")
+        raise CGSurrogateError(f"unknown refit length {length!r}; choose 'selected' or 'full'")
     n = int(member["selected_epoch"]) + 1 if length == "selected" else int(epochs)
     lr_n = truncated_lr_final(lr, lr_final, epochs, n)
     t0 = time.perf_counter()
@@ -180,7 +182,7 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
     torch_embedder, train_dsgpm = training.torch_embedder, training.train_dsgpm
 
     if members > inner_parts:
-        raise ValueError(f"{members} members need at least as many inner folds (got {inner_parts})")
+        raise CGSurrogateError(f"{members} members need at least as many inner folds (got {inner_parts})")
     record = dict(members=[], feature_set_scores={})
     models = []
     cfg = dict(model_config or {})
