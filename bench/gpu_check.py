@@ -8,6 +8,9 @@ Sections, each with its own time budget so the whole run stays under 8 minutes o
   runs x the paper protocol's steps) and of the short protocol at that rate;
 * ``train``: seconds per training batch (8 samples, forward + backward, MSE) of the 3-level
   A-GPCN (``bench/paper_table.time_models``);
+* ``settle``: seconds per FIRE iteration of the settle stage at 128 and 16,807 replicas (or the
+  largest that fits): on the device (:mod:`cgsurrogate.simulate.settle_torch`, FIRE and the exact
+  field in torch) and, at 128 replicas, through the OpenMM Context's forces (the host loop);
 * ``surrogate``: milliseconds per energy + forces call of a 3-level GPCN surrogate and of the
   exact field, batch 1 and 64, float32.
 
@@ -94,6 +97,82 @@ def engine(replicas: list[int], steps: int, platform: str, budget_s: float = 1e9
     return out
 
 
+def settle(replicas: list[int], iters: int, device: str, platform: str, context_replicas: int) -> dict:
+    """Seconds per settle iteration (``iters`` FIRE evaluations from a bent, jittered tube; the tolerance
+    is never met, so every replica stays active): torch on ``device``, and the OpenMM Context's forces on
+    ``platform`` at ``context_replicas``."""
+    import numpy as np
+    import torch
+
+    from cgsurrogate.simulate.microtubule import microtubule_topology
+    from cgsurrogate.simulate.protocol import Protocol
+    from cgsurrogate.simulate.settle import fire_settle
+    from cgsurrogate.simulate.settle_torch import exact_net_forces, fire_settle_torch
+
+    topo, proto = microtubule_topology(), Protocol.short()
+    clamp, load = topo.ring_nodes([0, 1]), topo.ring_nodes([-2, -1])
+    free = np.setdiff1d(np.arange(topo.num_nodes), clamp)
+
+    def start(r):
+        x = np.repeat(topo.positions[None], r, 0)
+        x[:, :, 1] -= 1e-3 * (x[:, :, 2] - x[:, :, 2].min()) ** 2
+        x[:, free] += 0.02 * np.random.default_rng(0).standard_normal((r, len(free), 3))
+        return x, np.random.default_rng(1).choice([3.0, 30.0, 57.0], size=(r, 5))
+
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    rows, errors = [], []
+    for want in replicas:
+        r = want
+        while r >= 1:
+            try:
+                x, p = start(r)
+                net = exact_net_forces(p, load, proto.load, topo, device)
+                xt = torch.as_tensor(x, device=device)
+                fire_settle_torch(xt, net, free, proto.load, 1e-12, 2)
+                sync()
+                t = time.perf_counter()
+                fire_settle_torch(xt, net, free, proto.load, 1e-12, iters)
+                sync()
+                sec = (time.perf_counter() - t) / iters
+                rows.append({"replicas_requested": want, "replicas": r, "backend": f"torch {device} float64",
+                             "s_per_iteration": sec, "iterations": iters})
+                del net, xt
+                break
+            except (RuntimeError, MemoryError) as exc:  # out of device memory: half as many
+                errors.append(f"{r} replicas: {type(exc).__name__}: {str(exc)[:200]}")
+                r //= 2
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+    import openmm
+    from openmm import unit
+
+    from cgsurrogate.simulate.openmm_system import build_microtubule_system, get_platform, platform_properties
+
+    r = context_replicas
+    x, p = start(r)
+    system, info = build_microtubule_system(p, topo, load_force=proto.load)
+    plat = get_platform(platform)
+    props = platform_properties(plat)
+    if plat.getName() == "CPU":
+        props["Threads"] = "1"
+    ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), plat, props)
+    ctx.setParameter(info.load_scale_param, 1.0)
+    off = info.offsets[:, None]
+    fu = unit.kilojoule_per_mole / unit.nanometer
+
+    def net_forces(xr, active):
+        ctx.setPositions((xr + off).reshape(-1, 3))
+        return ctx.getState(getForces=True).getForces(asNumpy=True).value_in_unit(fu).reshape(xr.shape)
+
+    n = max(2, iters // 4)
+    t = time.perf_counter()
+    fire_settle(x, net_forces, free, proto.load, 1e-12, n)
+    rows.append({"replicas_requested": r, "replicas": r, "backend": f"OpenMM Context forces ({plat.getName()}) + numpy",
+                 "s_per_iteration": (time.perf_counter() - t) / n, "iterations": n})
+    return {"rows": rows, "errors": errors,
+            "note": "a settle takes ~2,000-5,500 iterations (the slowest replica of a batch sets the count)"}
+
+
 def train(device: str, reps: int) -> dict:
     from paper_table import time_models
 
@@ -167,10 +246,12 @@ def main(argv=None) -> int:
         pass
     if cuda:
         _section("engine", engine, res, [1, 128, 16807], 2000, "CUDA", 270.0)
+        _section("settle", settle, res, [128, 16807], 20, "cuda", "CUDA", 128)
         _section("train", train, res, "cuda", 30)
         _section("surrogate", surrogate, res, "cuda", 50, [1, 64])
     else:
         _section("engine", engine, res, [1, 2], 20, "CPU")
+        _section("settle", settle, res, [1, 2], 3, "cpu", "CPU", 2)
         _section("train", train, res, "cpu", 2)
         _section("surrogate", surrogate, res, "cpu", 2, [1, 2])
     try:

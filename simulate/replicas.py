@@ -50,6 +50,7 @@ def run_replicas(
     threads: int | None = None,
     integrator: str | None = None,
     engine: str = "openmm",
+    settle_device: str | None = None,
 ) -> dict:
     """Simulate ``R`` replicas through a protocol and collect the frames.
 
@@ -105,7 +106,7 @@ def run_replicas(
 
         fr = simulate_frames(params, protocol, seed=int(seed) if seed else 1, topology=topo, progress=progress)
     elif engine == "openmm":
-        fr = _openmm_frames(params, protocol, platform, seed, topo, progress, threads, integrator)
+        fr = _openmm_frames(params, protocol, platform, seed, topo, progress, threads, integrator, settle_device)
     else:
         raise CGSurrogateError(f"engine {engine!r}: expected one of {ENGINES}")
     t1 = time.perf_counter()
@@ -159,7 +160,7 @@ def run_replicas(
     }
 
 
-def _openmm_frames(params, protocol, platform, seed, topo, progress, threads, integrator) -> dict:
+def _openmm_frames(params, protocol, platform, seed, topo, progress, threads, integrator, settle_device=None) -> dict:
     """The protocol in OpenMM (one System of R replicas): frames as :func:`numba_engine.simulate_frames` returns them."""
     import openmm
     from openmm import unit
@@ -195,7 +196,7 @@ def _openmm_frames(params, protocol, platform, seed, topo, progress, threads, in
         if bar is not None:
             bar.update(protocol.save_every)
         if i == F - 1 and protocol.settles:
-            settled = _openmm_settle(ctx, info, protocol)
+            settled = _openmm_settle(ctx, info, protocol, topo, settle_device)
         st = ctx.getState(
             getPositions=True, getVelocities=True, getForces=True, getEnergy=True, groups=set(info.internal_groups)
         )
@@ -214,9 +215,10 @@ def _openmm_frames(params, protocol, platform, seed, topo, progress, threads, in
             "settle": settled}
 
 
-def _openmm_settle(ctx, info, protocol):
+def _openmm_settle(ctx, info, protocol, topo=None, device=None):
     """The settle stage in an OpenMM Context (:func:`cgsurrogate.simulate.settle.settle_replicas` with the
-    Context's forces at the full load); leaves the settled positions and zero velocities in it.
+    Context's forces at the full load, or on a torch ``device`` with the exact field, see
+    :func:`run_replicas`); leaves the settled positions and zero velocities in it.
     Returns the settle measures, or ``None`` if the dynamic state is not finite."""
     from openmm import unit
 
@@ -228,16 +230,50 @@ def _openmm_settle(ctx, info, protocol):
     if not np.isfinite(x).all():
         return None
     ctx.setParameter(info.load_scale_param, protocol.load_scale(protocol.total_steps))
-    fu = unit.kilojoule_per_mole / unit.nanometer
+    device = _settle_device(ctx, device)
+    if device == "context":
+        fu = unit.kilojoule_per_mole / unit.nanometer
 
-    def net_forces(xr, active):
-        ctx.setPositions((xr + off).reshape(-1, 3))
-        return ctx.getState(getForces=True).getForces(asNumpy=True).value_in_unit(fu).reshape(R, N, 3)
+        def net_forces(xr, active):
+            ctx.setPositions((xr + off).reshape(-1, 3))
+            return ctx.getState(getForces=True).getForces(asNumpy=True).value_in_unit(fu).reshape(R, N, 3)
 
-    out = settle_replicas(x - off, net_forces, info.clamp_nodes, info.load_nodes, protocol)
+        out = settle_replicas(x - off, net_forces, info.clamp_nodes, info.load_nodes, protocol)
+    else:
+        import torch
+
+        from cgsurrogate.simulate.settle_torch import exact_net_forces, fire_settle_torch
+
+        net = exact_net_forces(info.params, info.load_nodes, info.load_force, topo, device)
+
+        def fire(x0, free, load, tol, max_iter):
+            res = fire_settle_torch(torch.as_tensor(x0, device=device), net, free, load, tol, max_iter)
+            return {k: t.cpu().numpy() for k, t in res.items()}
+
+        out = settle_replicas(x - off, None, info.clamp_nodes, info.load_nodes, protocol, fire=fire)
+        out["settle_device"] = str(device)
     ctx.setPositions((out.pop("positions") + off).reshape(-1, 3))
     ctx.setVelocities(np.zeros((R * N, 3)))
     return out
+
+
+def _settle_device(ctx, device):
+    """``device`` checked, or the default (see :func:`run_replicas`)."""
+    if device is None:
+        if ctx.getPlatform().getName() in ("CUDA", "OpenCL", "HIP"):
+            import torch
+
+            if torch.cuda.is_available():
+                return "cuda"
+        return "context"
+    if device != "context":
+        import torch
+
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            raise CGSurrogateError(f"settle_device {device!r}: not a usable torch device ({exc})") from None
+    return device
 
 
 #: Settle measures recorded per run (NaN / -1 when the protocol does not settle).

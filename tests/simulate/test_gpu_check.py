@@ -25,4 +25,7 @@ def test_gpu_check_cpu_mode_writes_every_figure(tmp_path):
     assert 0 < t["min_s"] <= t["median_s"]
     models = {x["model"] for x in res["surrogate"]["rows"]}
     assert len(models) == 2 and all(x["ms_per_call"] > 0 for x in res["surrogate"]["rows"])
-    assert all("error" not in res[k] for k in ("engine", "train", "surrogate"))
+    st = res["settle"]["rows"]
+    assert [x["replicas"] for x in st] == [1, 2, 2] and all(x["s_per_iteration"] > 0 for x in st)
+    assert st[-1]["backend"].startswith("OpenMM Context")
+    assert all("error" not in res[k] for k in ("engine", "settle", "train", "surrogate"))
