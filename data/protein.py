@@ -1,9 +1,11 @@
 """Protein MD trajectories as EGHN dynamics data (EGHN paper sec. 4.3).
 
 Any topology + trajectory MDAnalysis reads (PSF/PDB/GRO with DCD/XTC/TRR/NetCDF). Defaults follow
-the paper: the ``backbone`` selection, velocities from frame differences ``x[t] - x[t-1]``,
-prediction span 15 frames, A_global from a distance cutoff of 10 A (1.0 nm; the authors' code
-uses 8 A: pass ``cutoff_nm=0.8``), A_local from the topology's bonds among the selected atoms
+the paper's text (sec. 4.3): the ``backbone`` selection, velocities from backward frame differences
+``x[t] - x[t-1]``, prediction span 15 frames, A_global from a distance cutoff of 10 A (1.0 nm).
+The authors' code (hanjq17/EGHN, ``mdanalysis/preprocess.py``) differs in two of these: it uses
+forward differences ``x[t+1] - x[t]`` (pass ``velocity="forward"``) and an 8 A cutoff (pass
+``cutoff_nm=0.8``). A_local from the topology's bonds among the selected atoms
 (guessed from distances when the topology has none; for coarse selections such as ``name CA``,
 virtual bonds between chain neighbours closer than 4.2 A), and a split along the timeline
 (default fractions 0.6/0.2/0.2, close to the paper's 2481/827/878 pairs).
@@ -24,8 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cgsurrogate.core.errors import CGSurrogateError
+
 DEFAULT_CUTOFF_NM = 1.0
 DEFAULT_SPAN = 15
+#: Velocity definitions: ``backward`` ``x[t] - x[t-1]`` (the paper's text), ``forward`` ``x[t+1] - x[t]``
+#: (the authors' code). Both are displacements per saved frame, in nm.
+VELOCITIES = ("backward", "forward")
 
 
 def mdanalysis_test_adk() -> list[tuple[str, str]]:
@@ -147,10 +154,37 @@ def radius_edges(pos: np.ndarray, cutoff: float) -> np.ndarray:
     return np.concatenate([pairs.T, pairs[:, ::-1].T], 1).astype(np.int64)
 
 
-def protein_graph(traj: ProteinTrajectory, seg: int, t: int, span: int, cutoff_nm: float) -> dict:
-    """Graph for input frame ``t`` of segment ``seg`` (target ``t + span``)."""
+def protein_graph(traj: ProteinTrajectory, seg: int, t: int, span: int, cutoff_nm: float,
+                  velocity: str = "backward") -> dict:
+    """Graph for input frame ``t`` of segment ``seg`` (target ``t + span``).
+
+    Parameters
+    ----------
+    traj : ProteinTrajectory
+    seg, t : int
+        Segment and input frame (``t >= 1`` for backward, ``t + 1 < F`` for forward velocities).
+    span : int
+        Frames between input and target.
+    cutoff_nm : float
+        A_global cutoff in nm (pairs strictly closer).
+    velocity : {"backward", "forward"}
+        ``vel = x[t] - x[t-1]`` or ``x[t+1] - x[t]`` (nm per frame), see :data:`VELOCITIES`.
+
+    Returns
+    -------
+    dict with ``pos``, ``vel``, ``target`` [n, 3] (nm), ``h`` [n, 1 + len(vocab)] (speed and the
+    one-hot atom name), ``edge_index`` [2, E] (A_global, both directions), ``edge_attr`` [E, 1]
+    (1 for a bond), ``local_edge_index`` [2, 2B] (bonds, both directions), ``local_edge_attr`` [2B, 1].
+    """
+    if velocity not in VELOCITIES:
+        raise CGSurrogateError(f"protein: velocity must be one of {VELOCITIES}, got {velocity!r}")
     x = traj.positions[seg]
-    pos, vel, tgt = x[t], x[t] - x[t - 1], x[t + span]
+    lo, hi = (t - 1, t + span) if velocity == "backward" else (t, max(t + 1, t + span))
+    if lo < 0 or hi >= x.shape[0]:
+        raise CGSurrogateError(f"protein: input frame {t} with span {span} and {velocity} velocity needs frames "
+                               f"{lo}..{hi}, segment {seg} has 0..{x.shape[0] - 1}")
+    vel = x[t] - x[t - 1] if velocity == "backward" else x[t + 1] - x[t]
+    pos, tgt = x[t], x[t + span]
     onehot = np.zeros((len(traj.names), len(traj.vocab)), dtype=np.float32)
     onehot[np.arange(len(traj.names)), [traj.vocab.index(n) for n in traj.names]] = 1
     h = np.concatenate([np.linalg.norm(vel, axis=-1, keepdims=True), onehot], 1)
@@ -167,7 +201,8 @@ def protein_graph(traj: ProteinTrajectory, seg: int, t: int, span: int, cutoff_n
 
 
 def protein_splits(traj: ProteinTrajectory, span: int = DEFAULT_SPAN, cutoff_nm: float = DEFAULT_CUTOFF_NM,
-                   fractions=(0.6, 0.2, 0.2), max_pairs: int | None = None, progress: bool = False) -> dict:
+                   fractions=(0.6, 0.2, 0.2), max_pairs: int | None = None, progress: bool = False,
+                   velocity: str = "backward") -> dict:
     """Frame pairs split along the timeline.
 
     All segments are laid end to end in the given order; pairs never cross a segment boundary.
@@ -178,7 +213,12 @@ def protein_splits(traj: ProteinTrajectory, span: int = DEFAULT_SPAN, cutoff_nm:
     span : int
         Frames between input and target (paper: 15).
     cutoff_nm : float
-        A_global distance cutoff (default 1.0 nm = the paper's 10 A).
+        A_global distance cutoff (default 1.0 nm = the paper's 10 A; the authors' code: 0.8 nm).
+    velocity : {"backward", "forward"}
+        Input velocity ``x[t] - x[t-1]`` (paper's text) or ``x[t+1] - x[t]`` (authors' code). Both
+        give ``F - 1 - span`` pairs per segment of ``F`` frames: input frames ``1 .. F-span-1``
+        (backward) or ``0 .. F-span-2`` (forward, as the authors' code, which keeps the last frame
+        for the target's own forward velocity).
     max_pairs : int, optional
         Use only the first ``max_pairs`` pairs of the timeline (for quick runs).
 
@@ -188,7 +228,10 @@ def protein_splits(traj: ProteinTrajectory, span: int = DEFAULT_SPAN, cutoff_nm:
     """
     if span < 1:
         raise ValueError(f"protein: span must be >= 1 frame, got {span}")
-    pairs = [(s, t) for s, x in enumerate(traj.positions) for t in range(1, x.shape[0] - span)]
+    if velocity not in VELOCITIES:
+        raise CGSurrogateError(f"protein: velocity must be one of {VELOCITIES}, got {velocity!r}")
+    first = 1 if velocity == "backward" else 0
+    pairs = [(s, t) for s, x in enumerate(traj.positions) for t in range(first, x.shape[0] - span - 1 + first)]
     if not pairs:
         raise ValueError(f"protein: no frame pairs at span {span} (segments have "
                          f"{[x.shape[0] for x in traj.positions]} frames)")
@@ -201,5 +244,5 @@ def protein_splits(traj: ProteinTrajectory, span: int = DEFAULT_SPAN, cutoff_nm:
     if progress:
         from tqdm import tqdm
         it = tqdm(pairs, desc="protein graphs", leave=False)
-    graphs = [protein_graph(traj, s, t, span, cutoff_nm) for s, t in it]
+    graphs = [protein_graph(traj, s, t, span, cutoff_nm, velocity) for s, t in it]
     return {"train": graphs[:a], "valid": graphs[a:b], "test": graphs[b:]}
