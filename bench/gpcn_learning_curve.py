@@ -1,0 +1,77 @@
+"""How does a GCN-family model's validation NMSE fall with the number of training runs? (issue 13)
+
+The paper trains on all 7^5 = 16,807 runs x 12 frames; our datasets have 240-243 runs. This trains one
+model (default A-GPCN-3) on nested subsets of the training runs (evenly spaced over the trainer's
+training split), with the validation runs, the per-node normaliser (fitted on the whole training
+split) and the budget held fixed, so the only change is the amount of data, and fits a power law
+``NMSE = a * runs^-b`` to extrapolate to the paper's 13,446 training runs (80 % of the grid).
+
+    python bench/gpcn_learning_curve.py --data runs/gpcn_rest3_last --sizes 24 48 97 194 --epochs 100 \
+        --out bench/results/paper_table/learning_curve_rest3_last.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--model", default="a-gpcn-3")
+    ap.add_argument("--sizes", type=int, nargs="+", required=True, help="training runs per point")
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    from cgsurrogate.core.atomic import write_json_atomic
+    from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
+    from cgsurrogate.surrogate.train.gcn_trainer import (TrainConfig, build_training_model, load_normalised_dataset,
+                                                         train)
+
+    data = load_normalised_dataset(args.data, 0.2, args.seed)
+    from cgsurrogate.data.microtubule import read_metadata
+
+    frames = int(read_metadata(args.data)["frames_per_run"])  # samples are stored run by run, frames in order
+    M = data["X_train"].shape[0]
+    runs_total = M // max(frames, 1)
+    hierarchy = microtubule_hierarchy(levels=3)
+    rows = []
+    for n in sorted(args.sizes):
+        n = min(n, runs_total)
+        pick = np.unique(np.linspace(0, runs_total - 1, n).astype(int))  # runs, evenly spaced
+        idx = torch.as_tensor((pick[:, None] * frames + np.arange(frames)[None]).ravel())
+        torch.manual_seed(args.seed)
+        model = build_training_model(args.model, hierarchy, data["X_train"].shape[-1])
+        cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=20, batch_size=8, lr=args.lr, seed=args.seed)
+        t0 = time.perf_counter()
+        res = train(model, data["X_train"][idx], data["Y_train"][idx], data["X_val"], data["Y_val"], cfg, None,
+                    progress=False, desc=f"{args.model} {n} runs")
+        hist = res["history"]
+        rows.append({"train_runs": int(len(pick)), "train_samples": int(len(idx)),
+                     "best_val_nmse": float(res["best_val_nmse"]), "best_epoch": int(res["best_epoch"]),
+                     "train_loss_last10": float(np.mean([h["train_loss"] for h in hist[-10:]])),
+                     "wall_s": time.perf_counter() - t0})
+        print(json.dumps(rows[-1]), flush=True)
+    n = np.array([r["train_runs"] for r in rows], float)
+    v = np.array([r["best_val_nmse"] for r in rows])
+    b, loga = np.polyfit(np.log(n), np.log(v), 1)
+    out = {"data": args.data, "model": args.model, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+           "frames_per_run": frames, "val_samples": int(data["X_val"].shape[0]), "rows": rows,
+           "power_law": {"exponent": float(-b), "a": float(np.exp(loga)),
+                         "extrapolated_13446_runs": float(np.exp(loga) * 13446 ** b)},
+           "machine_load": open("/proc/loadavg").read().split()[:3]}
+    if args.out:
+        write_json_atomic(args.out, out, indent=1)
+    print(json.dumps(out["power_law"]))
+    return out
+
+
+if __name__ == "__main__":
+    main()
