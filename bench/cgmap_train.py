@@ -14,6 +14,12 @@ settings instead of repeating the inner training.
 
     python bench/cgmap_train.py --ham /work/shared/data/ham   # 50 epochs, lr 1e-3 -> 1e-5, rich features
     python bench/cgmap_train.py --refit 1 --selection-from surrogate/pretrained/dsgpm_ham.pt --out new.pt
+    python bench/cgmap_train.py --pretrain-epochs 50 --out new.pt   # masked-atom pretraining first
+
+``--pretrain-epochs N``: every network (members and refits) starts from an encoder pretrained
+for N epochs on masked-atom prediction over the HAM molecules
+(:mod:`cgsurrogate.surrogate.cgmap.pretraining`), as the nested CV's ``--pretrain-epochs`` does
+per outer fold on the training folds' molecules.
 """
 from __future__ import annotations
 
@@ -32,7 +38,9 @@ from cgsurrogate.data.ham import load_ham  # noqa: E402
 from cgsurrogate.surrogate.cgmap.checkpoint import PRETRAINED_PATH, save_dsgpm  # noqa: E402
 from cgsurrogate.surrogate.cgmap.nested_cv import dsgpm_fit, dsgpm_refit  # noqa: E402
 
-SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment")
+SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment",
+                      "pretrain_epochs", "mask_fraction")
+DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15}  # settings older checkpoints did not record
 
 
 def stored_selection(path, args) -> dict:
@@ -40,7 +48,7 @@ def stored_selection(path, args) -> dict:
     from cgsurrogate.surrogate.cgmap.checkpoint import load_dsgpm
 
     info = load_dsgpm(path).info
-    diff = [k for k in SELECTION_SETTINGS if info.get("settings", {}).get(k) != getattr(args, k)]
+    diff = [k for k in SELECTION_SETTINGS if info.get("settings", {}).get(k, DEFAULTS.get(k)) != getattr(args, k)]
     if diff or "members" not in info:
         raise SystemExit(f"{path}: no selection record with these settings (differs in {diff}); rerun the selection")
     return dict(info["selection"], members=info["members"], selection_from=str(path),
@@ -61,9 +69,15 @@ def main(argv=None):
     p.add_argument("--refit", type=int, default=0,
                    help="refit this many networks on every annotation after selection (0: ship the selected ones)")
     p.add_argument("--selection-from", default=None, help="reuse the selection record of this earlier checkpoint")
+    p.add_argument("--pretrain-epochs", type=int, default=0,
+                   help="masked-atom pretraining epochs on the HAM molecules before selection (0: none)")
+    p.add_argument("--mask-fraction", type=float, default=0.15, help="fraction of atoms masked in pretraining")
     args = p.parse_args(argv)
     if args.selection_from and not args.refit:
         raise SystemExit("--selection-from needs --refit R (R >= 1)")
+    if args.selection_from and args.pretrain_epochs:
+        raise SystemExit("--selection-from reuses no pretrained encoder; run the selection with --pretrain-epochs")
+    pretrain = {"epochs": args.pretrain_epochs, "mask_fraction": args.mask_fraction} if args.pretrain_epochs else None
     torch.set_num_threads(1)
     load0 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     anns = load_ham(args.ham)
@@ -73,12 +87,13 @@ def main(argv=None):
     else:
         emb, record = dsgpm_fit(anns, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
                                 feature_sets=tuple(args.features.split(",")), seed=args.seed,
-                                lr_final=args.lr_final, augment=args.augment, progress=True)
+                                lr_final=args.lr_final, augment=args.augment, pretrain=pretrain,
+                                refit=args.refit if pretrain else 0, progress=True)  # refits start from the encoder
     selection_seconds = time.perf_counter() - t0
     from cgsurrogate.surrogate.cgmap.network import DSGPM
 
     models = []
-    if args.refit:
+    if args.refit and not pretrain:
         fitted = [dsgpm_refit(anns, record, r, epochs=args.epochs, lr_final=args.lr_final, seed=args.seed,
                               augment=args.augment, progress=True) for r in range(args.refit)]
         models = [m for m, _ in fitted]

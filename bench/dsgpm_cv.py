@@ -17,6 +17,9 @@ training-fold molecules for the selected number of epochs on the same learning-r
 finished run with the same selection settings (its selection saw only that fold's training
 molecules) instead of repeating the inner training; ``--refit-cache DIR`` keeps each refitted
 network (``fold<K>_seed<S>_ep<N>.pt``) so a larger ensemble reuses the smaller one's members.
+``--pretrain-epochs N [--mask-fraction F]``: masked-atom pretraining of the encoder
+(:mod:`cgsurrogate.surrogate.cgmap.pretraining`) for N epochs on the distinct molecules of the
+outer training folds only, as the initialisation of every network the selection trains.
 ``--summarise --paired-against OLD.json`` adds the per-fold paired difference of every metric.
 
 CPU is scarce: each outer fold is its own run (``--fold K``) writing
@@ -95,7 +98,8 @@ def run_fold(args, anns, folds):
         if args.selection_from is None:
             emb, record = dsgpm_fit(train, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
                                     feature_sets=tuple(args.features.split(",")), seed=args.seed,
-                                    lr_final=args.lr_final, augment=args.augment, progress=True)
+                                    lr_final=args.lr_final, augment=args.augment, pretrain=pretrain_settings(args),
+                                    progress=True)
             if not args.refit:
                 return emb, record
         else:
@@ -118,7 +122,16 @@ def run_fold(args, anns, folds):
     print(f"fold {args.fold} done in {time.perf_counter() - t0:.0f} s ({_load()})")
 
 
-SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment")
+SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment",
+                      "pretrain_epochs", "mask_fraction")
+DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15}  # settings older runs did not record
+
+
+def pretrain_settings(args):
+    """``dsgpm_fit``'s ``pretrain`` argument: None without ``--pretrain-epochs``."""
+    if not args.pretrain_epochs:
+        return None
+    return {"epochs": args.pretrain_epochs, "mask_fraction": args.mask_fraction}
 
 
 def stored_selection(args) -> dict:
@@ -126,7 +139,7 @@ def stored_selection(args) -> dict:
     settings equal this run's; the record was made on that fold's training molecules only."""
     path = Path(args.selection_from + ".folds") / f"fold{args.fold}.json"
     old = json.loads(path.read_text())
-    diff = [k for k in SELECTION_SETTINGS if old["settings"][k] != getattr(args, k)]
+    diff = [k for k in SELECTION_SETTINGS if old["settings"].get(k, DEFAULTS.get(k)) != getattr(args, k)]
     if diff or old["fold"] != args.fold:
         raise SystemExit(f"{path}: other selection settings {diff} or fold; rerun the selection")
     return dict(old["selection"], selection_from=str(path), selection_fit_seconds=old["fit_seconds"])
@@ -229,6 +242,11 @@ def summarise(args):
         if s.get("refit"):
             print(f"fold {r['fold']}: refit " + ", ".join(
                 f"seed {f['seed']} {f['epochs']} ep on {f['n_annotations']} ann {f['seconds']:.0f} s" for f in s["refit"]))
+        for fs, pt in s.get("pretrain", {}).items():
+            h = pt["history"][-1]
+            print(f"fold {r['fold']}: pretrained {fs} {pt['epochs']} ep on {pt['molecules']} molecules "
+                  f"(mask {pt['mask_fraction']}) {pt['seconds']:.0f} s, loss {pt['history'][0]['loss']:.3f} -> "
+                  f"{h['loss']:.3f}, accuracy {h['accuracy']:.3f}")
         print(f"fold {r['fold']}: features {s['feature_set']} {s['feature_set_scores']}, epochs "
               f"{[m['selected_epoch'] for m in s['members']]}, fit {r['fit_seconds']:.0f} s; load {r['load_before']}")
 
@@ -253,6 +271,9 @@ def main(argv=None):
     p.add_argument("--selection-from", default=None,
                    help="reuse each fold's selection record of this finished run (same selection settings)")
     p.add_argument("--refit-cache", default=None, help="folder keeping refitted networks for reuse")
+    p.add_argument("--pretrain-epochs", type=int, default=0,
+                   help="masked-atom pretraining epochs on the training folds' molecules before selection (0: none)")
+    p.add_argument("--mask-fraction", type=float, default=0.15, help="fraction of atoms masked in pretraining")
     p.add_argument("--paired-against", default=None, help="--summarise: paired per-fold differences against this run")
     p.add_argument("--inner-only", action="store_true",
                    help="lever measurement: inner split of --fold only, writes the validation history to --out")
@@ -261,6 +282,8 @@ def main(argv=None):
         return summarise(args)
     if args.selection_from and not args.refit:
         raise SystemExit("--selection-from needs --refit R (R >= 1)")
+    if args.selection_from and args.pretrain_epochs:
+        raise SystemExit("--selection-from reuses no pretrained encoder; run the selection with --pretrain-epochs")
     anns = load_ham(args.ham)
     folds = ham_folds(anns, n_folds=5, seed=0)
     if args.inner_only:

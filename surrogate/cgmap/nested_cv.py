@@ -16,6 +16,9 @@ different inner splits, each with its own epoch chosen on its own inner validati
 With ``refit``, the chosen settings are then applied once more to *all* training-fold
 molecules (:func:`dsgpm_refit`: fresh initialisation, the selected number of epochs on the
 same learning-rate schedule, no validation), and those networks are the predictor.
+With ``pretrain``, every network starts from a masked-atom pretrained encoder
+(:mod:`cgsurrogate.surrogate.cgmap.pretraining`) trained once per feature set on the molecules
+of ``train`` only (the training folds; no test-fold molecule, even unlabelled).
 
 Intervals: each metric's mean over the outer folds with a t-interval over folds
 (:func:`fold_interval`).
@@ -109,7 +112,7 @@ def truncated_lr_final(lr: float, lr_final: float, epochs: int, n: int) -> float
 
 def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: float = 1e-3, lr_final: float = 0.0,
                 seed: int = 0, model_config: dict | None = None, augment: str = "none", length: str = "selected",
-                progress: bool = False):
+                init=None, progress: bool = False):
     """Refit network ``index`` on all training-fold molecules with the choices of a selection ``record``.
 
     Uses the feature set of ``record`` and the epoch selected by member ``index % len(members)``;
@@ -126,6 +129,7 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
     length : {"selected", "full"}
         ``"selected"``: the member's selected number of epochs; ``"full"``: all ``epochs`` of the
         schedule (the selection then only fixes the feature set).
+    init : DSGPM, optional  start from these weights (a pretrained encoder) instead of seed ``seed + index``
 
     Returns
     -------
@@ -139,9 +143,15 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
     n = int(member["selected_epoch"]) + 1 if length == "selected" else int(epochs)
     lr_n = truncated_lr_final(lr, lr_final, epochs, n)
     t0 = time.perf_counter()
-    model, _ = training.train_dsgpm(train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
-                                    eval_every=n, augment=augment, progress=progress,
-                                    model_config=dict(model_config or {}, feature_set=record["feature_set"]))
+    if init is not None:
+        from cgsurrogate.surrogate.cgmap.pretraining import train_dsgpm_from
+
+        model, _ = train_dsgpm_from(init, train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
+                                    eval_every=n, augment=augment, progress=progress)
+    else:
+        model, _ = training.train_dsgpm(train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
+                                        eval_every=n, augment=augment, progress=progress,
+                                        model_config=dict(model_config or {}, feature_set=record["feature_set"]))
     info = dict(index=index, seed=seed + index, epochs=n, lr_final=lr_n, n_annotations=len(train),
                 seconds=time.perf_counter() - t0)
     return model, info
@@ -150,7 +160,7 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
 def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5, inner_parts: int = 5,
               feature_sets=("rich",), model_config: dict | None = None, seed: int = 0, scorer=None,
               lr_final: float = 0.0, augment: str = "none", refit: int = 0, refit_length: str = "selected",
-              progress: bool = False):
+              pretrain: dict | None = None, progress: bool = False):
     """DSGPM selection inside the training folds; returns ``(Embedder, record)``.
 
     Member ``m`` trains on inner folds other than ``m`` (of ``inner_parts``, grouped by
@@ -172,6 +182,11 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
         networks refitted on all of ``train`` after selection (:func:`dsgpm_refit`, seeds
         ``seed .. seed+R-1``; an ensemble when ``R > 1``); recorded under ``record["refit"]``.
     refit_length : {"selected", "full"}  epochs of the refit (:func:`dsgpm_refit` ``length``)
+    pretrain : dict, optional
+        ``{"epochs": N, "mask_fraction": f}`` (f default 0.15): masked-atom pretraining
+        (:func:`cgsurrogate.surrogate.cgmap.pretraining.pretrain_dsgpm`, seed ``seed``) on the
+        distinct molecules of ``train``, once per feature set; every member (and refit) starts
+        from it. Recorded under ``record["pretrain"][feature_set]``.
 
     Returns
     -------
@@ -186,12 +201,39 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
     record = dict(members=[], feature_set_scores={})
     models = []
     cfg = dict(model_config or {})
+    inits = {}
+
+    def start(fs):
+        """The pretrained encoder of feature set ``fs`` (trained on ``train``'s molecules once), or None."""
+        if not pretrain:
+            return None
+        if fs not in inits:
+            from cgsurrogate.surrogate.cgmap.pretraining import pretrain_dsgpm, training_molecules
+
+            t0 = time.perf_counter()
+            mols = training_molecules(train)
+            frac = pretrain.get("mask_fraction", 0.15)
+            inits[fs], hist = pretrain_dsgpm(mols, epochs=pretrain["epochs"], mask_fraction=frac, seed=seed,
+                                             model_config=dict(cfg, feature_set=fs), progress=progress)
+            record.setdefault("pretrain", {})[fs] = dict(
+                epochs=pretrain["epochs"], mask_fraction=frac, molecules=len(mols), seconds=time.perf_counter() - t0,
+                history=[{k: int(v) if k == "epoch" else float(v) for k, v in h.items()} for h in hist])
+        return inits[fs]
+
+    def train_member(tr, va, s, fs):
+        init = start(fs)
+        kw = dict(epochs=epochs, eval_every=eval_every, seed=s, scorer=scorer, lr_final=lr_final, augment=augment,
+                  progress=progress)
+        if init is None:
+            return train_dsgpm(tr, va, model_config=dict(cfg, feature_set=fs), **kw)
+        from cgsurrogate.surrogate.cgmap.pretraining import train_dsgpm_from
+
+        return train_dsgpm_from(init, tr, va, **kw)
+
     first = {}
     for fs in feature_sets:
         tr, va = inner_split(train, inner_parts, 0, seed)
-        m, hist = train_dsgpm(tr, va, epochs=epochs, eval_every=eval_every, seed=seed, scorer=scorer,
-                              lr_final=lr_final, augment=augment, model_config=dict(cfg, feature_set=fs),
-                              progress=progress)
+        m, hist = train_member(tr, va, seed, fs)
         best = max(h["val_score"] for h in hist if "val_score" in h)
         record["feature_set_scores"][fs] = best
         first[fs] = (m, hist)
@@ -202,9 +244,7 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
             m, hist = first[chosen]
         else:
             tr, va = inner_split(train, inner_parts, j, seed)
-            m, hist = train_dsgpm(tr, va, epochs=epochs, eval_every=eval_every, seed=seed + j, scorer=scorer,
-                                  lr_final=lr_final, augment=augment, model_config=dict(cfg, feature_set=chosen),
-                                  progress=progress)
+            m, hist = train_member(tr, va, seed + j, chosen)
         sel = [h for h in hist if h.get("selected")][0]
         record["members"].append(dict(inner_fold=j, selected_epoch=sel["epoch"], val_score=sel.get("val_score"),
                                       history=[{k: h[k] for k in ("epoch", "loss", "seconds", "val_score") if k in h}
@@ -212,7 +252,8 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
         models.append(m)
     if refit:
         fitted = [dsgpm_refit(train, record, r, epochs=epochs, lr_final=lr_final, seed=seed, model_config=cfg,
-                              augment=augment, length=refit_length, progress=progress) for r in range(refit)]
+                              augment=augment, length=refit_length, init=start(chosen), progress=progress)
+                  for r in range(refit)]
         models = [m for m, _ in fitted]
         record["refit"] = [info for _, info in fitted]
     return torch_embedder(models), record
