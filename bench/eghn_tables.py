@@ -12,7 +12,8 @@ Sections (``--sections``, comma separated): ``mcomplex`` (the reference file
 ``$CGS_SHARED_DATA/mcomplex/mcomplex_3x3.npz`` plus our generator's (3,3) and (5,5) single-system and
 (3,3) multi-system (J = 5) datasets; Linear, MPNN, EGNN, EGHN), ``mocap`` (CMU subject 9 run; MPNN,
 EGNN, EGHN), ``adk`` (AdK trajectories, by default the MDAnalysisTests DCDs; ``--adk-top/--adk-traj``
-take your own, e.g. the paper's 1 us run or one made with ``cgsurrogate.simulate.protein``), ``microtubule``
+take your own, e.g. the paper's 1 us run or one made with ``cgsurrogate.simulate.protein``; the EGHN
+authors' protein settings, backbone, 8 A, forward velocities, width 128, 20 clusters, are ``bench/eghn_adk.py``), ``microtubule``
 (EGHN energy head on ``--mt-data``, same split and normaliser as the GPCN trainer; the GPCN rows are
 read from ``--gpcn-results``, a ``bench/paper_table.py`` results.json, when given).
 
