@@ -143,15 +143,9 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
     n = int(member["selected_epoch"]) + 1 if length == "selected" else int(epochs)
     lr_n = truncated_lr_final(lr, lr_final, epochs, n)
     t0 = time.perf_counter()
-    if init is not None:
-        from cgsurrogate.surrogate.cgmap.pretraining import train_dsgpm_from
-
-        model, _ = train_dsgpm_from(init, train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
-                                    eval_every=n, augment=augment, progress=progress)
-    else:
-        model, _ = training.train_dsgpm(train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
-                                        eval_every=n, augment=augment, progress=progress,
-                                        model_config=dict(model_config or {}, feature_set=record["feature_set"]))
+    model, _ = training.train_dsgpm(train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
+                                    eval_every=n, augment=augment, progress=progress, init=init,
+                                    model_config=dict(model_config or {}, feature_set=record["feature_set"]))
     info = dict(index=index, seed=seed + index, epochs=n, lr_final=lr_n, n_annotations=len(train),
                 seconds=time.perf_counter() - t0)
     return model, info
@@ -224,11 +218,7 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
         init = start(fs)
         kw = dict(epochs=epochs, eval_every=eval_every, seed=s, scorer=scorer, lr_final=lr_final, augment=augment,
                   progress=progress)
-        if init is None:
-            return train_dsgpm(tr, va, model_config=dict(cfg, feature_set=fs), **kw)
-        from cgsurrogate.surrogate.cgmap.pretraining import train_dsgpm_from
-
-        return train_dsgpm_from(init, tr, va, **kw)
+        return train_dsgpm(tr, va, model_config=dict(cfg, feature_set=fs), init=init, **kw)
 
     first = {}
     for fs in feature_sets:

@@ -12,10 +12,9 @@ Honesty: :func:`pretrain_dsgpm` reads only the molecule graphs it is given; nest
 cross-validation (:func:`cgsurrogate.surrogate.cgmap.nested_cv.dsgpm_fit` with ``pretrain``)
 passes it the molecules of the outer training folds, never a test-fold molecule, labelled or not.
 
-:func:`train_dsgpm_from` is :func:`cgsurrogate.surrogate.cgmap.training.train_dsgpm` started from
-given weights (the pretrained encoder) instead of a fresh initialisation; both run the project's
-one loop (:func:`cgsurrogate.surrogate.train.loop.fit`) with
-:class:`cgsurrogate.surrogate.cgmap.training.DSGPMTask`.
+:func:`cgsurrogate.surrogate.cgmap.training.train_dsgpm` with ``init=`` starts the supervised
+training from the pretrained encoder instead of a fresh initialisation; both run the project's
+one loop (:func:`cgsurrogate.surrogate.train.loop.fit`).
 """
 from __future__ import annotations
 
@@ -28,8 +27,7 @@ from cgsurrogate.data.molgraph import ELEMENTS
 from cgsurrogate.surrogate.cgmap.features import collate, prepare_graph
 from cgsurrogate.surrogate.train.loop import Task, TrainConfig, fit
 
-__all__ = ["training_molecules", "mask_atoms", "MaskedAtomTask", "masked_atom_loss", "pretrain_dsgpm",
-           "train_dsgpm_from"]
+__all__ = ["training_molecules", "mask_atoms", "MaskedAtomTask", "masked_atom_loss", "pretrain_dsgpm"]
 
 
 def training_molecules(annotations) -> list:
@@ -197,43 +195,3 @@ def pretrain_dsgpm(graphs, *, epochs: int, mask_fraction: float = 0.15, batch_si
     history = [{k: h[k] for k in ("epoch", "loss", "accuracy", "seconds")} for h in res["history"]]
     model.eval()
     return (model, history, pre.head) if return_head else (model, history)
-
-
-def train_dsgpm_from(init, train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: float = 1e-3,
-                     lr_final: float = 0.0, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
-                     eval_every: int = 1, scorer=None, augment: str = "none", progress: bool = False):
-    """:func:`cgsurrogate.surrogate.cgmap.training.train_dsgpm` starting from the weights of ``init``.
-
-    Parameters
-    ----------
-    init : DSGPM  (e.g. from :func:`pretrain_dsgpm`; copied, not modified; its config is used)
-    Others as in ``train_dsgpm`` (``seed`` orders the molecules; there is no initialisation to seed).
-
-    Returns
-    -------
-    (DSGPM in eval mode, history) as ``train_dsgpm``.
-    """
-    from cgsurrogate.surrogate.cgmap.network import DSGPM
-    from cgsurrogate.surrogate.cgmap.training import DSGPMTask
-
-    model = DSGPM(**init.config)
-    model.load_state_dict(init.state_dict())
-    fs = model.config["feature_set"]
-    if augment == "automorphisms":
-        from cgsurrogate.surrogate.cgmap.augment import prepared_variants
-
-        prepared = [prepared_variants(a.graph, a.labels, fs) for a in train]
-    elif augment == "none":
-        prepared = [[prepare_graph(a.graph, a.labels, feature_set=fs)] for a in train]
-    else:
-        raise CGSurrogateError(f"unknown augmentation {augment!r}; choose 'none' or 'automorphisms'")
-    if scorer is None and val:
-        from cgsurrogate.surrogate.cgmap.metrics import selection_score as scorer
-    task = DSGPMTask(prepared, val, scorer, margin, pair_weight, seed=seed)
-    cfg = TrainConfig(epochs=epochs, steps_per_epoch=0, batch_size=batch_size, lr=lr, lr_final=lr_final,
-                      eval_every=eval_every, seed=seed, progress=progress)
-    res = fit(model, task, cfg, desc="dsgpm")
-    history = [{k: v for k, v in h.items() if k not in ("val", "train_loss", "wall_s")} for h in res["history"]]
-    for rec in history:
-        rec["selected"] = rec["epoch"] == res["best_epoch"]
-    return model.eval(), history

@@ -92,7 +92,7 @@ class DSGPMTask(Task):
 def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: float = 1e-3,
                 lr_final: float = 0.0, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
                 eval_every: int = 1, model_config: dict | None = None, scorer=None, augment: str = "none",
-                progress: bool = False):
+                progress: bool = False, init=None):
     """Train DSGPM (Adam, the one loop) on annotations; keep the epoch with the best validation score.
 
     Parameters
@@ -115,6 +115,9 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
         (:mod:`cgsurrogate.surrogate.cgmap.augment`), an equally valid target for the
         permutation-equivariant network.
     progress : bool  a progress bar over epochs
+    init : DSGPM, optional
+        Start from a copy of these weights (e.g. :func:`cgsurrogate.surrogate.cgmap.pretraining.pretrain_dsgpm`)
+        and its config; ``model_config`` is then ignored and ``seed`` only orders the molecules.
 
     Returns
     -------
@@ -128,7 +131,11 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
     from cgsurrogate.surrogate.cgmap.network import DSGPM
 
     torch.manual_seed(seed)
-    model = DSGPM(**(model_config or {}))
+    if init is None:
+        model = DSGPM(**(model_config or {}))
+    else:
+        model = DSGPM(**init.config)
+        model.load_state_dict(init.state_dict())
     fs = model.config["feature_set"]
     if augment == "automorphisms":
         from cgsurrogate.surrogate.cgmap.augment import prepared_variants
