@@ -49,6 +49,8 @@ def add_eghn_train(sub):
     p.add_argument("--traj", nargs="*", default=None, help="protein trajectories (DCD/XTC/TRR/NetCDF)")
     p.add_argument("--span", type=int, default=15, help="protein: frames between input and target")
     p.add_argument("--cutoff-nm", type=finite_float, default=1.0, help="protein: A_global cutoff in nm (paper 10 A)")
+    p.add_argument("--velocity", choices=("backward", "forward"), default="backward",
+                   help="protein: input velocity x[t]-x[t-1] (paper text) or x[t+1]-x[t] (the authors' code)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=None, help="default 50 (microtubule: 8 frames)")
     p.add_argument("--batches-per-epoch", type=int, default=None,
@@ -129,7 +131,7 @@ def _run_eghn_train(args):
                         clip_grad=args.clip_grad, eval_every=args.eval_every, patience=args.patience,
                         weight_decay=args.weight_decay, n_layers=args.layers, layers_per_block=args.layers_per_block,
                         pool_layers=args.pool_layers, unpool_init=args.unpool_init, conn_norm=args.conn_norm,
-                        pool_design=args.pool_design, pool_degree=args.pool_degree)
+                        pool_design=args.pool_design, pool_degree=args.pool_degree, velocity=args.velocity)
     print(f"{args.model} on {args.task}: best validation MSE {r['best_val_mse']:.5g} at epoch {r['best_epoch']}, "
           f"test MSE {r['test_mse']:.5g} ({r['n_train']}/{r['n_valid']}/{r['n_test']} samples); wrote {args.out}")
     return 0

@@ -219,7 +219,8 @@ def load_dynamics_model(path) -> torch.nn.Module:
 BENCHMARKS = ("mcomplex", "mocap", "protein")
 
 
-def load_benchmark(task: str, data=None, sources=None, span: int = 15, cutoff_nm: float = 1.0):
+def load_benchmark(task: str, data=None, sources=None, span: int = 15, cutoff_nm: float = 1.0,
+                   velocity: str = "backward"):
     """Train/valid/test graphs and feature widths of a dynamics benchmark.
 
     Parameters
@@ -230,6 +231,8 @@ def load_benchmark(task: str, data=None, sources=None, span: int = 15, cutoff_nm
     sources : list of (topology, trajectory), optional
         Protein trajectories (defaults to the MDAnalysisTests AdK DCDs).
     span, cutoff_nm : protein prediction span (frames) and A_global cutoff (nm).
+    velocity : protein input velocity, "backward" ``x[t] - x[t-1]`` (the paper's text) or "forward"
+        ``x[t+1] - x[t]`` (the EGHN authors' code), see :func:`cgsurrogate.data.protein.protein_splits`.
 
     Returns
     -------
@@ -246,7 +249,8 @@ def load_benchmark(task: str, data=None, sources=None, span: int = 15, cutoff_nm
         return tr, va, te, dict(in_node=2, edge_dim=1, local_edge_dim=1, n_clusters=5)
     if task == "protein":
         from cgsurrogate.data.protein import load_protein_trajectory, protein_splits
-        sp = protein_splits(load_protein_trajectory(sources), span=span, cutoff_nm=cutoff_nm, progress=True)
+        sp = protein_splits(load_protein_trajectory(sources), span=span, cutoff_nm=cutoff_nm,
+                            velocity=velocity, progress=True)
         return sp["train"], sp["valid"], sp["test"], dict(in_node=int(sp["train"][0]["h"].shape[1]), edge_dim=1,
                                                           local_edge_dim=1, n_clusters=20)
     raise ValueError(f"unknown benchmark {task!r}; choose from {BENCHMARKS}")
@@ -258,14 +262,14 @@ def train_benchmark(task: str, model_name: str, checkpoint, data=None, sources=N
                     clip_grad: float = 1.0, eval_every: int = 5, patience: int = 0, weight_decay: float = 1e-12,
                     n_layers: int = 4, layers_per_block: int = 2, pool_layers: int = 2,
                     unpool_init: str = "standard", conn_norm: str = "frobenius", pool_design: str = "input",
-                    pool_degree: bool = True) -> dict:
+                    pool_degree: bool = True, velocity: str = "backward") -> dict:
     """Train one model on a benchmark, keep the best-validation weights in ``checkpoint``, report test MSE.
 
     Re-running with the same checkpoint resumes (and extends to a larger ``epochs``).
     ``clip_grad`` (0 = off), ``eval_every``, ``patience`` (validations without improvement before
     stopping, 0 = never) and ``weight_decay`` go to :class:`TrainConfig`; ``n_layers`` is the depth
     of MPNN/EGNN; ``layers_per_block``, ``pool_layers``, ``unpool_init``, ``conn_norm``,
-    ``pool_design`` and ``pool_degree`` shape EGHN (see :class:`cgsurrogate.surrogate.equivariant.eghn.EGHN`;
+    ``pool_design`` and ``pool_degree`` shape EGHN; ``velocity`` as in :func:`load_benchmark` (see :class:`cgsurrogate.surrogate.equivariant.eghn.EGHN`;
     defaults here: the authors' pooling design plus the A_local degree in the E-Pool scores, the best
     measured on M-complex, ``bench/results/eghn/``). The EGHN authors' settings: no clipping,
     validation every 5 epochs, patience 50.
@@ -276,7 +280,7 @@ def train_benchmark(task: str, model_name: str, checkpoint, data=None, sources=N
     """
     if model_name not in MODEL_NAMES:
         raise ValueError(f"unknown model {model_name!r}; choose from {MODEL_NAMES}")
-    tr, va, te, dims = load_benchmark(task, data, sources, span, cutoff_nm)
+    tr, va, te, dims = load_benchmark(task, data, sources, span, cutoff_nm, velocity)
     torch.manual_seed(seed)
     model = build_dynamics_model(model_name, dims["in_node"], dims["edge_dim"], dims["local_edge_dim"],
                                  [clusters or dims["n_clusters"]], hidden=hidden, n_layers=n_layers,
@@ -286,6 +290,8 @@ def train_benchmark(task: str, model_name: str, checkpoint, data=None, sources=N
     cfg = TrainConfig(epochs=epochs, steps_per_epoch=0, batch_size=batch_size, lr=lr, seed=seed, clip_grad=clip_grad,
                       eval_every=eval_every, patience=patience, weight_decay=weight_decay)
     info = {"task": task, "data": str(data), "span": span, "cutoff_nm": cutoff_nm}
+    if task == "protein" and velocity != "backward":  # absent = backward, so older checkpoints still resume
+        info["velocity"] = velocity
     r = train_dynamics(model, tr, va, te, cfg, lambda_conn=lambda_conn if model_name == "eghn" else 0.0,
                        checkpoint=checkpoint, dataset_info=info)
     if model_name == "linear" and checkpoint:  # closed-form fit: still leave a checkpoint behind

@@ -86,3 +86,20 @@ def test_bad_velocity_and_frame_are_clear_errors(adk):
         protein_graph(adk, 0, 0, 15, 0.8)  # backward velocity at frame 0
     with pytest.raises(CGSurrogateError, match="needs frames"):
         protein_graph(adk, 0, 90, 15, 0.8, velocity="forward")  # target beyond frame 97
+
+
+def test_eghn_train_velocity_option_reaches_the_graphs(adk):
+    """`eghn-train --velocity forward` threads through load_benchmark to the protein graphs (the first training
+    pair's velocity is frame 1 - frame 0), backward stays the default, and a bad choice is a usage error."""
+    import cli
+    from cgsurrogate.surrogate.train.dynamics_trainer import load_benchmark
+
+    fwd = load_benchmark("protein", span=15, cutoff_nm=0.8, velocity="forward")[0][0]
+    bwd = load_benchmark("protein", span=15, cutoff_nm=0.8)[0][0]
+    x = adk.positions[0]
+    assert np.allclose(fwd["vel"].numpy(), x[1] - x[0])
+    assert np.allclose(fwd["pos"].numpy(), x[0]) and np.allclose(bwd["pos"].numpy(), x[1])  # backward starts one later
+    assert np.allclose(bwd["vel"].numpy(), x[1] - x[0])
+    with pytest.raises(SystemExit) as e:
+        cli.main(["eghn-train", "--task", "protein", "--velocity", "sideways", "--out", "x.pt"])
+    assert e.value.code == 2
