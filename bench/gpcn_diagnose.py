@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +50,17 @@ def stack(runs, ids):
 
     xs, ys = zip(*(run_features(runs[r]) for r in ids))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))  # [R, F, N, 11], [R, F, N, 1]
+
+
+def load_split(root, seed: int) -> dict:
+    """Runs, the trainer's split, stacked tensors ``X`` [R, F, N, 11], ``Y`` [R, F, N, 1] of the training and
+    (``Xv``, ``Yv``) validation runs, and the per-node normaliser fitted on the training runs."""
+    full, tr, va, runs, proto, Normalizer = load_all(root, seed)
+    X, Y = stack(runs, tr)
+    Xv, Yv = stack(runs, va)
+    N = Y.shape[2]
+    norm = Normalizer.fit(X.reshape(-1, N, 11), Y.reshape(-1, N, 1))
+    return dict(full=full, tr=tr, va=va, runs=runs, proto=proto, X=X, Y=Y, Xv=Xv, Yv=Yv, norm=norm)
 
 
 def smooth_floor(X, Yn, Xv, Yvn, frac, epochs: int = 3000, seed: int = 0) -> float:
@@ -93,11 +103,10 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    full, tr, va, runs, proto, Normalizer = load_all(args.data, args.seed)
-    X, Y = stack(runs, tr)
-    Xv, Yv = stack(runs, va)
+    d = load_split(args.data, args.seed)
+    full, tr, va, runs, proto, norm = d["full"], d["tr"], d["va"], d["runs"], d["proto"], d["norm"]
+    X, Y, Xv, Yv = d["X"], d["Y"], d["Xv"], d["Yv"]
     R, F, N = Y.shape[:3]
-    norm = Normalizer.fit(X.reshape(-1, N, 11), Y.reshape(-1, N, 1))
     ym, ys = norm.y_mean.float()[:, 0], norm.y_std.float()[:, 0]
     Yn = (Y[..., 0] - ym) / ys  # [R, F, N]
     Yvn = (Yv[..., 0] - ym) / ys

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from gpcn_diagnose import load_all, stack
+from gpcn_diagnose import load_split
 
 
 def node_modes(Yn: np.ndarray, Yvn: np.ndarray, ks=(1, 2, 3, 5, 10, 20)) -> dict:
@@ -71,12 +71,9 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    full, tr, va, runs, proto, Normalizer = load_all(args.data, args.seed)
-    X, Y = stack(runs, tr)
-    Xv, Yv = stack(runs, va)
-    N = Y.shape[2]
-    X, Y, Xv, Yv = X.reshape(-1, N, 11), Y.reshape(-1, N, 1), Xv.reshape(-1, N, 11), Yv.reshape(-1, N, 1)
-    norm = Normalizer.fit(X, Y)
+    d = load_split(args.data, args.seed)
+    norm, N = d["norm"], d["Y"].shape[2]
+    X, Y, Xv, Yv = (d[k].reshape(-1, N, w) for k, w in (("X", 11), ("Y", 1), ("Xv", 11), ("Yv", 1)))
     xm, xs = norm.x_mean.double().numpy(), norm.x_std.double().numpy()
     xs = np.where(xs > 1e-12, xs, 1.0)
     ym, ys = norm.y_mean.double().numpy()[:, 0], norm.y_std.double().numpy()[:, 0]

@@ -76,14 +76,9 @@ def test_fire_on_a_quadratic_bowl_stops_at_the_tolerance():
         fire_settle(x0, net, free=np.array([1, 2]), load=1.0, tol=0.0, max_iter=10)
 
 
-def test_numba_and_openmm_settle_alike_from_the_same_state():
+def test_numba_and_openmm_settle_alike_from_the_same_state(openmm_net_forces):
     """The two engines' force evaluations drive the same FIRE: from one strained, loaded state of two
     replicas the settled positions agree to 1e-6 nm and the evaluation counts within one."""
-    import openmm
-    from openmm import unit
-
-    from cgsurrogate.simulate.openmm_system import build_microtubule_system
-
     params = np.array([[9.0] * 5, [57.0, 30.0, 9.0, 30.0, 57.0]])
     proto = Protocol.short()
     rng = np.random.default_rng(2)
@@ -93,16 +88,7 @@ def test_numba_and_openmm_settle_alike_from_the_same_state():
     eng = NumbaEngine(params, proto, TOPO)
     a = settle_replicas(x0, eng.net_forces, CLAMP, LOAD, proto)
 
-    system, info = build_microtubule_system(params, TOPO)
-    ctx = openmm.Context(system, openmm.VerletIntegrator(1.0), openmm.Platform.getPlatformByName("Reference"))
-    ctx.setParameter(info.load_scale_param, 1.0)
-    off = info.offsets[:, None]
-
-    def omm_forces(x, active):
-        ctx.setPositions((x + off).reshape(-1, 3))
-        f = ctx.getState(getForces=True).getForces(asNumpy=True)
-        return f.value_in_unit(unit.kilojoule_per_mole / unit.nanometer).reshape(x.shape)
-
+    omm_forces = openmm_net_forces(params, TOPO)
     b = settle_replicas(x0, omm_forces, CLAMP, LOAD, proto)
     assert a["settle_converged"].all() and b["settle_converged"].all()
     assert np.abs(a["positions"] - b["positions"]).max() < 1e-6

@@ -26,44 +26,25 @@ def _strained(R, seed):
     return x0
 
 
-def _openmm_net(params):
-    import openmm
-    from openmm import unit
-
-    from cgsurrogate.simulate.openmm_system import build_microtubule_system
-
-    system, info = build_microtubule_system(params, TOPO)
-    ctx = openmm.Context(system, openmm.VerletIntegrator(1.0), openmm.Platform.getPlatformByName("Reference"))
-    ctx.setParameter(info.load_scale_param, 1.0)
-    off = info.offsets[:, None]
-
-    def net(x, active):
-        ctx.setPositions((x + off).reshape(-1, 3))
-        f = ctx.getState(getForces=True).getForces(asNumpy=True)
-        return f.value_in_unit(unit.kilojoule_per_mole / unit.nanometer).reshape(x.shape)
-
-    return net
-
-
-def test_exact_net_force_equals_openmm_with_the_load():
+def test_exact_net_force_equals_openmm_with_the_load(openmm_net_forces):
     """TrueEnergy's autograd force plus the load equals the OpenMM System's net force (internal + load at
     full scale) to 1e-9 relative on strained replicas; inactive replicas get zero rows."""
     x0 = _strained(3, 1)
     proto = Protocol.short()
     net = exact_net_forces(PARAMS, LOAD, proto.load, TOPO)
     got = net(torch.from_numpy(x0), torch.tensor([True, False, True])).numpy()
-    ref = _openmm_net(PARAMS)(x0, None)
+    ref = openmm_net_forces(PARAMS, TOPO)(x0, None)
     scale = np.abs(ref).max()
     assert np.abs(got[[0, 2]] - ref[[0, 2]]).max() < 1e-9 * scale
     assert not got[1].any()
 
 
-def test_torch_fire_follows_the_numpy_reference_step_for_step():
+def test_torch_fire_follows_the_numpy_reference_step_for_step(openmm_net_forces):
     """On the same force (OpenMM's, through numpy) the torch loop takes the same evaluation counts and ends
     within 1e-8 nm of fire_settle (summation order differs), converged and capped at 40 evaluations alike."""
     x0 = _strained(3, 5)
     proto = Protocol.short()
-    omm = _openmm_net(PARAMS)
+    omm = openmm_net_forces(PARAMS, TOPO)
 
     def as_torch(x, active):
         return torch.from_numpy(omm(x.numpy(), active.numpy()))

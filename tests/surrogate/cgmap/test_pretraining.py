@@ -12,35 +12,6 @@ from cgsurrogate.surrogate.cgmap.features import collate, prepare_graph
 from cgsurrogate.surrogate.cgmap.nested_cv import dsgpm_fit, nested_cv
 
 SMALL = dict(hidden=16, out_dim=8, steps=2)
-MOLS = [("CCCCCO", [0, 0, 0, 1, 1, 1]), ("CCCCCCCN", [0, 0, 0, 0, 1, 1, 1, 1]),
-        ("CCC(=O)CC#N", [0, 0, 1, 1, 2, 2, 2]), ("Oc1ccccc1CC", [0, 0, 1, 1, 2, 2, 1, 3, 3]),
-        ("CCOCCOCC", [0, 0, 0, 1, 1, 2, 2, 2]), ("NCCCCCCCCO", [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]),
-        ("c1ccccc1C(=O)O", [0, 0, 0, 0, 0, 0, 1, 1, 1]), ("CC(C)CC(C)C", [0, 0, 0, 1, 1, 1, 1]),
-        ("OCC(O)CO", [0, 0, 1, 1, 2, 2]), ("CCN(CC)CC", [0, 0, 1, 2, 2, 3, 3])]
-
-
-class Ann:
-    def __init__(self, smiles, labels, k):
-        self.graph = mol_graph_from_smiles(smiles)
-        self.labels = np.array(labels)
-        self.path = f"{k}_{smiles}.json"
-
-    @property
-    def smiles(self):
-        return self.graph.name
-
-    @property
-    def n_beads(self):
-        return int(self.labels.max()) + 1
-
-
-@pytest.fixture(scope="module")
-def anns():
-    out = []
-    for k, (s, lab) in enumerate(MOLS):
-        out.append(Ann(s, lab, 2 * k))
-        out.append(Ann(s, lab, 2 * k + 1))  # a second annotation of the same molecule
-    return out
 
 
 def test_pretraining_reads_only_training_fold_molecules(anns, monkeypatch):
@@ -68,13 +39,13 @@ def test_pretraining_reads_only_training_fold_molecules(anns, monkeypatch):
         assert r["selection"]["pretrain"]["rich"]["molecules"] == len(train_mols)
 
 
-def test_training_molecules_are_distinct_in_order(anns):
+def test_training_molecules_are_distinct_in_order(anns, mols):
     graphs = pretraining.training_molecules(anns)
-    assert [g.name for g in graphs] == [s for s, _ in MOLS]
+    assert [g.name for g in graphs] == [s for s, _ in mols]
 
 
-def test_mask_atoms_zeroes_rows_and_targets_the_elements():
-    graphs = [mol_graph_from_smiles(s) for s, _ in MOLS[:4]]
+def test_mask_atoms_zeroes_rows_and_targets_the_elements(mols):
+    graphs = [mol_graph_from_smiles(s) for s, _ in mols[:4]]
     batch = collate([prepare_graph(g, feature_set="rich") for g in graphs])
     masked, index, target = pretraining.mask_atoms(batch, 0.5, np.random.default_rng(3))
     types = np.concatenate([g.atom_types() for g in graphs])  # independent of the feature columns
@@ -86,12 +57,12 @@ def test_mask_atoms_zeroes_rows_and_targets_the_elements():
     assert np.any(batch.feats[index] != 0.0)  # the input batch is left unchanged
 
 
-def test_masked_atom_loss_decreases_against_untrained_baseline():
+def test_masked_atom_loss_decreases_against_untrained_baseline(mols):
     import torch
 
     from cgsurrogate.surrogate.cgmap.network import DSGPM
 
-    graphs = [mol_graph_from_smiles(s) for s, _ in MOLS]
+    graphs = [mol_graph_from_smiles(s) for s, _ in mols]
     cfg = dict(SMALL, feature_set="rich")
     model, hist, head = pretraining.pretrain_dsgpm(graphs, epochs=25, mask_fraction=0.3, batch_size=4, lr=1e-2,
                                                    seed=0, model_config=cfg, return_head=True)
