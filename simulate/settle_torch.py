@@ -34,14 +34,8 @@ def fire_settle_torch(x0: torch.Tensor, net_forces, free, load: float, tol: floa
     net_forces : callable ``(x [R, N, 3], active bool [R]) -> Tensor [R, N, 3]``
         Net force (internal + full load), kJ/mol/nm, on the same device; rows of inactive
         replicas are ignored.
-    free : int array or LongTensor
-        Particles that move (the clamped ones never do).
-    load : float
-        Load on one loaded particle, kJ/mol/nm (the residual's unit), nonzero.
-    tol : float
-        Residual tolerance (multiples of ``load``), positive.
-    max_iter : int
-        Largest number of force evaluations.
+    free, load, tol, max_iter, dt, dt_max, max_step :
+        As in :func:`cgsurrogate.simulate.settle.fire_settle` (``free`` may be a LongTensor).
 
     Returns
     -------
