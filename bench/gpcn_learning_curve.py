@@ -26,10 +26,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--sizes", type=int, nargs="+", required=True, help="training runs per point")
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-final", type=float, default=0.0,
+                    help="0: constant lr; else exponential decay to this by the last epoch")
+    ap.add_argument("--model-config", default="{}",
+                    help='JSON overrides of the model, e.g. \'{"filters": [[32,32,32],[64,64,64],[128,128,128]]}\'')
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    model_config = json.loads(args.model_config)
     from cgsurrogate.core.atomic import write_json_atomic
     from cgsurrogate.surrogate.graphs.hierarchy import microtubule_hierarchy
     from cgsurrogate.surrogate.train.gcn_trainer import (TrainConfig, build_training_model, load_normalised_dataset,
@@ -48,8 +53,9 @@ def main(argv=None) -> dict:
         pick = np.unique(np.linspace(0, runs_total - 1, n).astype(int))  # runs, evenly spaced
         idx = torch.as_tensor((pick[:, None] * frames + np.arange(frames)[None]).ravel())
         torch.manual_seed(args.seed)
-        model = build_training_model(args.model, hierarchy, data["X_train"].shape[-1])
-        cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=20, batch_size=8, lr=args.lr, seed=args.seed)
+        model = build_training_model(args.model, hierarchy, data["X_train"].shape[-1], model_config)
+        cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=20, batch_size=8, lr=args.lr, lr_final=args.lr_final,
+                          seed=args.seed)
         t0 = time.perf_counter()
         res = train(model, data["X_train"][idx], data["Y_train"][idx], data["X_val"], data["Y_val"], cfg, None,
                     progress=False, desc=f"{args.model} {n} runs")
@@ -57,15 +63,17 @@ def main(argv=None) -> dict:
         rows.append({"train_runs": int(len(pick)), "train_samples": int(len(idx)),
                      "best_val_nmse": float(res["best_val_nmse"]), "best_epoch": int(res["best_epoch"]),
                      "train_loss_last10": float(np.mean([h["train_loss"] for h in hist[-10:]])),
-                     "wall_s": time.perf_counter() - t0})
+                     "wall_s": time.perf_counter() - t0,
+                     "val_by_epoch": [[int(h["epoch"]), float(h["val"])] for h in hist if h.get("val") is not None]})
         print(json.dumps(rows[-1]), flush=True)
     n = np.array([r["train_runs"] for r in rows], float)
     v = np.array([r["best_val_nmse"] for r in rows])
-    b, loga = np.polyfit(np.log(n), np.log(v), 1)
-    out = {"data": args.data, "model": args.model, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+    b, loga = np.polyfit(np.log(n), np.log(v), 1) if len(rows) > 1 else (np.nan, np.nan)
+    out = {"data": args.data, "model": args.model, "model_config": model_config, "epochs": args.epochs,
+           "lr": args.lr, "lr_final": args.lr_final, "seed": args.seed,
            "frames_per_run": frames, "val_samples": int(data["X_val"].shape[0]), "rows": rows,
-           "power_law": {"exponent": float(-b), "a": float(np.exp(loga)),
-                         "extrapolated_13446_runs": float(np.exp(loga) * 13446 ** b)},
+           "power_law": None if len(rows) < 2 else {"exponent": float(-b), "a": float(np.exp(loga)),
+                                                    "extrapolated_13446_runs": float(np.exp(loga) * 13446 ** b)},
            "machine_load": open("/proc/loadavg").read().split()[:3]}
     if args.out:
         write_json_atomic(args.out, out, indent=1)
