@@ -39,8 +39,8 @@ from cgsurrogate.surrogate.cgmap.checkpoint import PRETRAINED_PATH, save_dsgpm  
 from cgsurrogate.surrogate.cgmap.nested_cv import dsgpm_fit, dsgpm_refit  # noqa: E402
 
 SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment",
-                      "pretrain_epochs", "mask_fraction")
-DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15}  # settings older checkpoints did not record
+                      "pretrain_epochs", "mask_fraction", "edge_hidden")
+DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15, "edge_hidden": 8}  # settings older checkpoints did not record
 
 
 def stored_selection(path, args) -> dict:
@@ -72,6 +72,8 @@ def main(argv=None):
     p.add_argument("--pretrain-epochs", type=int, default=0,
                    help="masked-atom pretraining epochs on the HAM molecules before selection (0: none)")
     p.add_argument("--mask-fraction", type=float, default=0.15, help="fraction of atoms masked in pretraining")
+    p.add_argument("--edge-hidden", type=int, default=8,
+                   help="hidden width of the edge network (bond class -> d x d matrix); the authors' code uses 128")
     args = p.parse_args(argv)
     if args.selection_from and not args.refit:
         raise SystemExit("--selection-from needs --refit R (R >= 1)")
@@ -88,14 +90,15 @@ def main(argv=None):
         emb, record = dsgpm_fit(anns, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
                                 feature_sets=tuple(args.features.split(",")), seed=args.seed,
                                 lr_final=args.lr_final, augment=args.augment, pretrain=pretrain,
-                                refit=args.refit if pretrain else 0, progress=True)  # refits start from the encoder
+                                model_config={"edge_hidden": args.edge_hidden}, refit=args.refit if pretrain else 0, progress=True)  # refits start from the encoder
     selection_seconds = time.perf_counter() - t0
     from cgsurrogate.surrogate.cgmap.network import DSGPM
 
     models = []
     if args.refit and not pretrain:
         fitted = [dsgpm_refit(anns, record, r, epochs=args.epochs, lr_final=args.lr_final, seed=args.seed,
-                              augment=args.augment, progress=True) for r in range(args.refit)]
+                              augment=args.augment, model_config={"edge_hidden": args.edge_hidden}, progress=True)
+                  for r in range(args.refit)]
         models = [m for m, _ in fitted]
         record = dict(record, refit=[i for _, i in fitted])
     else:
