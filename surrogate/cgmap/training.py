@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.surrogate.cgmap.features import collate, prepare_graph
 from cgsurrogate.surrogate.train.loop import Task, TrainConfig, fit
 
@@ -89,6 +90,14 @@ class DSGPMTask(Task):
         save_dsgpm(path, model, {"metrics": {k: v for k, v in metrics.items() if k != "val"}})
 
 
+def check_loss_weights(margin: float, pair_weight: float) -> None:
+    """Raise CGSurrogateError unless the triplet margin alpha is positive and the pair weight lambda is >= 0."""
+    if not (np.isfinite(margin) and margin > 0):
+        raise CGSurrogateError(f"DSGPM triplet margin must be a positive number, got {margin}")
+    if not (np.isfinite(pair_weight) and pair_weight >= 0):
+        raise CGSurrogateError(f"DSGPM pair_weight (lambda) must be a number >= 0, got {pair_weight}")
+
+
 def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: float = 1e-3,
                 lr_final: float = 0.0, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
                 eval_every: int = 1, model_config: dict | None = None, scorer=None, augment: str = "none",
@@ -102,7 +111,7 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
         Validation annotations (other molecules than ``train``; never a test fold).
     epochs, batch_size, lr : Adam settings (batch = molecules per step; an epoch is one pass)
     lr_final : float  0: constant ``lr``; else the rate decays exponentially to this by the last epoch
-    margin, pair_weight : alpha and lambda of the loss (eq. 8)
+    margin, pair_weight : alpha (> 0) and lambda (>= 0) of the loss (eq. 8); other values raise CGSurrogateError
     seed : int  initialisation and the order of the molecules
     eval_every : int  validate at epoch 0, every this many epochs and at the last
     model_config : dict, optional  :class:`DSGPM` keyword arguments
@@ -130,6 +139,7 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
 
     from cgsurrogate.surrogate.cgmap.network import DSGPM
 
+    check_loss_weights(margin, pair_weight)
     torch.manual_seed(seed)
     if init is None:
         model = DSGPM(**(model_config or {}))
