@@ -19,6 +19,24 @@ import numpy as np
 import torch
 
 
+def _append_laplacian_positions(data: dict, hierarchy) -> None:
+    """Append ``L0 @ x`` of the raw positions (nm; [M, N, 3], fine-graph structure matrix) to
+    ``X_train`` / ``X_val``, standardised per node with training statistics. Per-node
+    normalisation of positions leaves neighbour differences (the strain that sets the energy,
+    ~1e-3 of a node's position spread) buried under the differences of neighbouring nodes'
+    means and scales; this gives the model the geometry directly (a diagnostic of that cause)."""
+    norm = data["normalizer"]
+    lap = hierarchy.laplacians[0].to_dense().double()  # [N, N], L = A - D
+    feats = {}
+    for key in ("X_train", "X_val"):
+        pos = data[key][..., :3].double() * norm.x_std[:, :3] + norm.x_mean[:, :3]  # nm
+        feats[key] = torch.einsum("ij,mjc->mic", lap, pos)
+    mean, std = feats["X_train"].mean(0), feats["X_train"].std(0)
+    std = torch.clamp(std, min=1e-6 * float(std.max()))
+    for key in ("X_train", "X_val"):
+        data[key] = torch.cat([data[key], ((feats[key] - mean) / std).float()], dim=-1)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
@@ -31,6 +49,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--model-config", default="{}",
                     help='JSON overrides of the model, e.g. \'{"filters": [[32,32,32],[64,64,64],[128,128,128]]}\'')
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--laplacian-positions", action="store_true",
+                    help="diagnostic, not the paper's input: append L0 @ positions (nm, from the raw positions, "
+                         "then normalised per node on the training split) as 3 more input features")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -47,6 +68,8 @@ def main(argv=None) -> dict:
     M = data["X_train"].shape[0]
     runs_total = M // max(frames, 1)
     hierarchy = microtubule_hierarchy(levels=3)
+    if args.laplacian_positions:
+        _append_laplacian_positions(data, hierarchy)
     rows = []
     for n in sorted(args.sizes):
         n = min(n, runs_total)
@@ -60,16 +83,24 @@ def main(argv=None) -> dict:
         res = train(model, data["X_train"][idx], data["Y_train"][idx], data["X_val"], data["Y_val"], cfg, None,
                     progress=False, desc=f"{args.model} {n} runs")
         hist = res["history"]
+        with torch.no_grad():  # the model is in its best state: where does its validation error sit?
+            err = torch.cat([(model(data["X_val"][i:i + 32]) - data["Y_val"][i:i + 32]) ** 2
+                             for i in range(0, data["X_val"].shape[0], 32)]).mean(dim=(0, 2)).double().numpy()  # [N]
+        nodes = np.arange(err.shape[0])
+        by_class = {"clamp_rings_0_25": float(err[nodes < 26].mean()), "load_rings_last_26": float(err[nodes >= len(nodes) - 26].mean()),
+                    "middle": float(err[(nodes >= 26) & (nodes < len(nodes) - 26)].mean()),
+                    "share_of_error_in_worst_5pct_nodes": float(np.sort(err)[::-1][: max(1, len(err) // 20)].sum() / err.sum())}
         rows.append({"train_runs": int(len(pick)), "train_samples": int(len(idx)),
                      "best_val_nmse": float(res["best_val_nmse"]), "best_epoch": int(res["best_epoch"]),
                      "train_loss_last10": float(np.mean([h["train_loss"] for h in hist[-10:]])),
-                     "wall_s": time.perf_counter() - t0,
+                     "wall_s": time.perf_counter() - t0, "val_nmse_by_node_class": by_class,
                      "val_by_epoch": [[int(h["epoch"]), float(h["val"])] for h in hist if h.get("val") is not None]})
         print(json.dumps(rows[-1]), flush=True)
     n = np.array([r["train_runs"] for r in rows], float)
     v = np.array([r["best_val_nmse"] for r in rows])
     b, loga = np.polyfit(np.log(n), np.log(v), 1) if len(rows) > 1 else (np.nan, np.nan)
-    out = {"data": args.data, "model": args.model, "model_config": model_config, "epochs": args.epochs,
+    out = {"data": args.data, "model": args.model, "model_config": model_config,
+           "laplacian_positions": bool(args.laplacian_positions), "epochs": args.epochs,
            "lr": args.lr, "lr_final": args.lr_final, "seed": args.seed,
            "frames_per_run": frames, "val_samples": int(data["X_val"].shape[0]), "rows": rows,
            "power_law": None if len(rows) < 2 else {"exponent": float(-b), "a": float(np.exp(loga)),
