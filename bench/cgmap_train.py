@@ -90,7 +90,8 @@ def main(argv=None):
         emb, record = dsgpm_fit(anns, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
                                 feature_sets=tuple(args.features.split(",")), seed=args.seed,
                                 lr_final=args.lr_final, augment=args.augment, pretrain=pretrain,
-                                model_config={"edge_hidden": args.edge_hidden}, refit=args.refit if pretrain else 0, progress=True)  # refits start from the encoder
+                                model_config={"edge_hidden": args.edge_hidden},
+                                refit=args.refit if pretrain else 0, progress=True)  # refits start from the encoder
     selection_seconds = time.perf_counter() - t0
     from cgsurrogate.surrogate.cgmap.network import DSGPM
 

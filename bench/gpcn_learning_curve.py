@@ -86,10 +86,11 @@ def main(argv=None) -> dict:
         with torch.no_grad():  # the model is in its best state: where does its validation error sit?
             err = torch.cat([(model(data["X_val"][i:i + 32]) - data["Y_val"][i:i + 32]) ** 2
                              for i in range(0, data["X_val"].shape[0], 32)]).mean(dim=(0, 2)).double().numpy()  # [N]
-        nodes = np.arange(err.shape[0])
-        by_class = {"clamp_rings_0_25": float(err[nodes < 26].mean()), "load_rings_last_26": float(err[nodes >= len(nodes) - 26].mean()),
-                    "middle": float(err[(nodes >= 26) & (nodes < len(nodes) - 26)].mean()),
-                    "share_of_error_in_worst_5pct_nodes": float(np.sort(err)[::-1][: max(1, len(err) // 20)].sum() / err.sum())}
+        N = err.shape[0]
+        worst = np.sort(err)[::-1][: max(1, N // 20)]
+        by_class = {"clamp_rings_0_25": float(err[:26].mean()), "load_rings_last_26": float(err[N - 26:].mean()),
+                    "middle": float(err[26:N - 26].mean()),
+                    "share_of_error_in_worst_5pct_nodes": float(worst.sum() / err.sum())}
         rows.append({"train_runs": int(len(pick)), "train_samples": int(len(idx)),
                      "best_val_nmse": float(res["best_val_nmse"]), "best_epoch": int(res["best_epoch"]),
                      "train_loss_last10": float(np.mean([h["train_loss"] for h in hist[-10:]])),
