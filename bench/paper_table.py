@@ -75,7 +75,7 @@ def _job(job: dict) -> dict:
     model = build_training_model(job["model"], hier, data["X_train"].shape[-1],
                                  {"input_skip": job.get("input_skip", True)})
     cfg = TrainConfig(epochs=job["epochs"], steps_per_epoch=job["batches_per_epoch"], seed=job["seed"],
-                      lr=job.get("lr", 1e-3))
+                      lr=job.get("lr", 1e-3), lr_final=job.get("lr_final", 0.0))
     t0 = time.perf_counter()
     res = train(model, data["X_train"], data["Y_train"], data["X_val"], data["Y_val"], cfg, job["dir"],
                 schedule=job["schedule"], normalizer=data["normalizer"], hierarchy=hier,
@@ -243,6 +243,11 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, help="parallel training processes (one thread each)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper: the default 1e-3)")
+    ap.add_argument("--lr-final", type=float, default=0.0,
+                    help="0: constant lr (paper); else exponential decay to this by the last epoch")
+    ap.add_argument("--max-val-samples", type=int, help="override the preset's validation subset")
+    ap.add_argument("--threads", type=int, help="threads per training process (default: 1 with several "
+                                                "workers, else 2)")
     ap.add_argument("--paper-inputs", action="store_true",
                     help="build the paper's design (no input skip: the GCNs never see the strengths, issue 13)")
     ap.add_argument("--skip-schedules", action="store_true")
@@ -261,6 +266,9 @@ def main(argv=None) -> int:
         preset["seeds"] = args.seeds
     if args.workers:
         preset["workers"] = args.workers
+    if args.max_val_samples:
+        preset["max_val_samples"] = args.max_val_samples
+    preset["lr"], preset["lr_final"] = args.lr, args.lr_final  # recorded in results.json
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.sparse_only:
@@ -285,8 +293,9 @@ def main(argv=None) -> int:
     runs_root = out / "runs"
     jobs = []
     base = {"data": args.data, "epochs": preset["epochs"], "batches_per_epoch": preset["batches_per_epoch"],
-            "max_val_samples": preset["max_val_samples"], "threads": 1 if preset["workers"] > 1 else 2,
-            "device": args.device, "progress": preset["workers"] == 1, "lr": args.lr,
+            "max_val_samples": preset["max_val_samples"],
+            "threads": args.threads or (1 if preset["workers"] > 1 else 2),
+            "device": args.device, "progress": preset["workers"] == 1, "lr": args.lr, "lr_final": args.lr_final,
             "input_skip": not args.paper_inputs}
     for seed in preset["seeds"][:1]:
         for name in args.models:
