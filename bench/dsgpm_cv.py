@@ -22,7 +22,8 @@ network (``fold<K>_seed<S>_ep<N>.pt``) so a larger ensemble reuses the smaller o
 outer training folds only, as the initialisation of every network the selection trains.
 ``--summarise --paired-against OLD.json`` adds the per-fold paired difference of every metric.
 ``--edge-hidden H``: hidden width of the edge network (default 8; the authors' code uses 128), also
-for the untrained row and the refits.
+for the untrained row and the refits. ``--loss-form squared``: the triplet and pair losses on squared
+distances as in the authors' code (default ``l2``, the paper's text); recorded among the settings.
 
 CPU is scarce: each outer fold is its own run (``--fold K``) writing
 ``<out>.folds/fold<K>.json`` atomically; ``--summarise`` collects the finished folds into
@@ -101,7 +102,7 @@ def run_fold(args, anns, folds):
             emb, record = dsgpm_fit(train, members=args.members, epochs=args.epochs, eval_every=args.eval_every,
                                     feature_sets=tuple(args.features.split(",")), seed=args.seed,
                                     lr_final=args.lr_final, augment=args.augment, pretrain=pretrain_settings(args),
-                                    model_config=model_config(args), progress=True)
+                                    model_config=model_config(args), progress=True, distance=args.loss_form)
             if not args.refit:
                 return emb, record
         else:
@@ -125,8 +126,8 @@ def run_fold(args, anns, folds):
 
 
 SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment",
-                      "pretrain_epochs", "mask_fraction", "edge_hidden")
-DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15, "edge_hidden": 8}  # settings older runs did not record
+                      "pretrain_epochs", "mask_fraction", "edge_hidden", "loss_form")
+DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15, "edge_hidden": 8, "loss_form": "l2"}  # settings older runs did not record
 
 
 def model_config(args) -> dict:
@@ -172,7 +173,7 @@ def refit_networks(args, train, record):
             torch.set_num_threads(1)
             m, info = dsgpm_refit(train, record, r, epochs=args.epochs, lr_final=args.lr_final, seed=args.seed,
                                   augment=args.augment, length=args.refit_length, model_config=model_config(args),
-                                  progress=True)
+                                  progress=True, distance=args.loss_form)
             if cache is not None:
                 save_dsgpm(cache, m, {"refit": info, "fold": args.fold, "settings": vars(args)})
         models.append(m)
@@ -195,7 +196,8 @@ def inner_only(args, anns, folds):
     load_before, t0 = _load(), time.perf_counter()
     _, hist = train_dsgpm(tr, va, epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
                           lr_final=args.lr_final, augment=args.augment,
-                          model_config=dict(model_config(args), feature_set=args.features), progress=True)
+                          model_config=dict(model_config(args), feature_set=args.features), progress=True,
+                          distance=args.loss_form)
     res = dict(outer_fold=args.fold, inner_train=len(tr), inner_val=len(va), history=hist,
                seconds=time.perf_counter() - t0, load_before=load_before, load_after=_load(), settings=vars(args))
     write_json_atomic(args.out, res)
@@ -284,6 +286,8 @@ def main(argv=None):
     p.add_argument("--mask-fraction", type=float, default=0.15, help="fraction of atoms masked in pretraining")
     p.add_argument("--edge-hidden", type=int, default=8,
                    help="hidden width of the edge network (bond class -> d x d matrix); the authors' code uses 128")
+    p.add_argument("--loss-form", default="l2", choices=("l2", "squared"),
+                   help="DSGPM loss: l2 = plain distances (the paper's eq. 6-7), squared = the authors' code")
     p.add_argument("--paired-against", default=None, help="--summarise: paired per-fold differences against this run")
     p.add_argument("--inner-only", action="store_true",
                    help="lever measurement: inner split of --fold only, writes the validation history to --out")

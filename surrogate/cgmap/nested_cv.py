@@ -112,7 +112,7 @@ def truncated_lr_final(lr: float, lr_final: float, epochs: int, n: int) -> float
 
 def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: float = 1e-3, lr_final: float = 0.0,
                 seed: int = 0, model_config: dict | None = None, augment: str = "none", length: str = "selected",
-                init=None, progress: bool = False):
+                init=None, progress: bool = False, distance: str = "l2"):
     """Refit network ``index`` on all training-fold molecules with the choices of a selection ``record``.
 
     Uses the feature set of ``record`` and the epoch selected by member ``index % len(members)``;
@@ -130,6 +130,7 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
         ``"selected"``: the member's selected number of epochs; ``"full"``: all ``epochs`` of the
         schedule (the selection then only fixes the feature set).
     init : DSGPM, optional  start from these weights (a pretrained encoder) instead of seed ``seed + index``
+    distance : {"l2", "squared"}  the loss form (:func:`cgsurrogate.surrogate.cgmap.training.train_dsgpm`)
 
     Returns
     -------
@@ -144,7 +145,7 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
     lr_n = truncated_lr_final(lr, lr_final, epochs, n)
     t0 = time.perf_counter()
     model, _ = training.train_dsgpm(train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
-                                    eval_every=n, augment=augment, progress=progress, init=init,
+                                    eval_every=n, augment=augment, progress=progress, init=init, distance=distance,
                                     model_config=dict(model_config or {}, feature_set=record["feature_set"]))
     info = dict(index=index, seed=seed + index, epochs=n, lr_final=lr_n, n_annotations=len(train),
                 seconds=time.perf_counter() - t0)
@@ -154,7 +155,7 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
 def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5, inner_parts: int = 5,
               feature_sets=("rich",), model_config: dict | None = None, seed: int = 0, scorer=None,
               lr_final: float = 0.0, augment: str = "none", refit: int = 0, refit_length: str = "selected",
-              pretrain: dict | None = None, progress: bool = False):
+              pretrain: dict | None = None, progress: bool = False, distance: str = "l2"):
     """DSGPM selection inside the training folds; returns ``(Embedder, record)``.
 
     Member ``m`` trains on inner folds other than ``m`` (of ``inner_parts``, grouped by
@@ -176,6 +177,9 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
         networks refitted on all of ``train`` after selection (:func:`dsgpm_refit`, seeds
         ``seed .. seed+R-1``; an ensemble when ``R > 1``); recorded under ``record["refit"]``.
     refit_length : {"selected", "full"}  epochs of the refit (:func:`dsgpm_refit` ``length``)
+    distance : {"l2", "squared"}
+        Loss form of every network (:func:`cgsurrogate.surrogate.cgmap.training.train_dsgpm`),
+        recorded as ``record["loss_form"]``.
     pretrain : dict, optional
         ``{"epochs": N, "mask_fraction": f}`` (f default 0.15): masked-atom pretraining
         (:func:`cgsurrogate.surrogate.cgmap.pretraining.pretrain_dsgpm`, seed ``seed``) on the
@@ -192,7 +196,9 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
 
     if members > inner_parts:
         raise CGSurrogateError(f"{members} members need at least as many inner folds (got {inner_parts})")
-    record = dict(members=[], feature_set_scores={})
+    from cgsurrogate.surrogate.cgmap.network import check_loss_form
+
+    record = dict(members=[], feature_set_scores={}, loss_form=check_loss_form(distance))
     models = []
     cfg = dict(model_config or {})
     inits = {}
@@ -217,7 +223,7 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
     def train_member(tr, va, s, fs):
         init = start(fs)
         kw = dict(epochs=epochs, eval_every=eval_every, seed=s, scorer=scorer, lr_final=lr_final, augment=augment,
-                  progress=progress)
+                  progress=progress, distance=distance)
         return train_dsgpm(tr, va, model_config=dict(cfg, feature_set=fs), init=init, **kw)
 
     first = {}
@@ -242,7 +248,8 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
         models.append(m)
     if refit:
         fitted = [dsgpm_refit(train, record, r, epochs=epochs, lr_final=lr_final, seed=seed, model_config=cfg,
-                              augment=augment, length=refit_length, init=start(chosen), progress=progress)
+                              augment=augment, length=refit_length, init=start(chosen), progress=progress,
+                              distance=distance)
                   for r in range(refit)]
         models = [m for m, _ in fitted]
         record["refit"] = [info for _, info in fitted]

@@ -5,7 +5,10 @@ degree and cycle indicator, ``steps`` rounds of edge-conditioned message passing
 eq. 1; the edge network maps a bond-class vector to a d x d matrix) each followed by a GRU
 update (eq. 2), an output MLP, concatenation with the atom features, degree and cycle
 indicator (eq. 3) and L2 normalisation (eq. 4). Training: cut triplet loss (eq. 6, margin
-``alpha``) plus ``lambda`` x the non-cut pair loss (eq. 7).
+``alpha``) plus ``lambda`` x the non-cut pair loss (eq. 7), with plain L2 distances as the
+paper's text writes them (``distance="l2"``) or squared ones as the authors' code computes
+them (``distance="squared"``: squared distances in the triplet, the mean squared component
+difference for the pairs).
 
 Speed: bond classes take few values (4 or 16), so the edge network is evaluated on the
 class table once per forward pass; the bonds are grouped by class and each group's messages
@@ -21,9 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cgsurrogate.core.errors import CGSurrogateError
 from cgsurrogate.surrogate.cgmap.features import MolBatch, atom_feature_dim, bond_class_table
 
-__all__ = ["DSGPM", "cut_triplet_loss", "noncut_pair_loss", "dsgpm_loss"]
+__all__ = ["DSGPM", "LOSS_FORMS", "check_loss_form", "cut_triplet_loss", "noncut_pair_loss", "dsgpm_loss"]
 
 
 class DSGPM(nn.Module):
@@ -96,38 +100,67 @@ class DSGPM(nn.Module):
         return F.normalize(out, dim=1)
 
 
+LOSS_FORMS = ("l2", "squared")
+
+
+def check_loss_form(distance: str) -> str:
+    """Return ``distance`` if it is a known loss form ("l2" or "squared"), else raise CGSurrogateError."""
+    if distance not in LOSS_FORMS:
+        raise CGSurrogateError(f"unknown DSGPM loss form {distance!r}; choose 'l2' (the paper's eq. 6-7) "
+                               f"or 'squared' (the authors' code)")
+    return distance
+
+
 def _dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(((a - b) ** 2).sum(-1) + 1e-12)
 
 
-def cut_triplet_loss(emb: torch.Tensor, triplets, margin: float = 1.0) -> torch.Tensor:
-    """Cut triplet loss (eq. 6): mean of max(|x_a - x_p| - |x_a - x_n| + margin, 0).
+def _sqdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return ((a - b) ** 2).sum(-1)
+
+
+def cut_triplet_loss(emb: torch.Tensor, triplets, margin: float = 1.0, distance: str = "l2") -> torch.Tensor:
+    """Cut triplet loss (eq. 6).
+
+    ``distance="l2"`` (the paper's text): mean of max(|x_a - x_p| - |x_a - x_n| + margin, 0);
+    ``"squared"`` (the authors' code, ``TripletLoss``): mean of max(|x_a - x_p|^2 - |x_a - x_n|^2 + margin, 0).
 
     Parameters
     ----------
     emb : float [N, q]
     triplets : long [T, 3]  (anchor, positive, negative)
     margin : float  alpha
+    distance : {"l2", "squared"}
 
     Returns
     -------
     scalar tensor (0 when there is no triplet).
     """
+    d = _dist if check_loss_form(distance) == "l2" else _sqdist
     if triplets is None or len(triplets) == 0:
         return emb.sum() * 0.0
     a, p, n = emb[triplets[:, 0]], emb[triplets[:, 1]], emb[triplets[:, 2]]
-    return F.relu(_dist(a, p) - _dist(a, n) + margin).mean()
+    return F.relu(d(a, p) - d(a, n) + margin).mean()
 
 
-def noncut_pair_loss(emb: torch.Tensor, pairs) -> torch.Tensor:
-    """Non-cut pair loss (eq. 7): mean L2 distance over bonds inside a bead; pairs long [S, 2]."""
+def noncut_pair_loss(emb: torch.Tensor, pairs, distance: str = "l2") -> torch.Tensor:
+    """Non-cut pair loss (eq. 7) over bonds inside a bead; pairs long [S, 2].
+
+    ``distance="l2"`` (the paper's text): mean over pairs of |x_i - x_j|; ``"squared"`` (the
+    authors' code, ``PosPairMSE``): mean over pairs and the q embedding components of
+    (x_i - x_j)^2, i.e. mean |x_i - x_j|^2 / q.
+    """
+    check_loss_form(distance)
     if pairs is None or len(pairs) == 0:
         return emb.sum() * 0.0
-    return _dist(emb[pairs[:, 0]], emb[pairs[:, 1]]).mean()
+    a, b = emb[pairs[:, 0]], emb[pairs[:, 1]]
+    return _dist(a, b).mean() if distance == "l2" else ((a - b) ** 2).mean()
 
 
-def dsgpm_loss(emb: torch.Tensor, batch: MolBatch, margin: float = 1.0, pair_weight: float = 0.1):
-    """Total loss (eq. 8): L_triplet + lambda L_pair. Returns (total, triplet, pair) scalars."""
-    lt = cut_triplet_loss(emb, batch.triplets, margin)
-    lp = noncut_pair_loss(emb, batch.pairs)
+def dsgpm_loss(emb: torch.Tensor, batch: MolBatch, margin: float = 1.0, pair_weight: float = 0.1,
+               distance: str = "l2"):
+    """Total loss (eq. 8): L_triplet + lambda L_pair, both of form ``distance`` ("l2" or "squared").
+    Returns (total, triplet, pair) scalars."""
+    lt = cut_triplet_loss(emb, batch.triplets, margin, distance)
+    lp = noncut_pair_loss(emb, batch.pairs, distance)
     return lt + pair_weight * lp, lt, lp

@@ -47,12 +47,14 @@ class DSGPMTask(Task):
         epoch), so the last epoch is kept.
     scorer : callable ``scorer(embedder, val) -> float`` (higher is better)
     margin, pair_weight : alpha and lambda of the loss (eq. 8)
+    distance : {"l2", "squared"}  the loss form (:func:`cgsurrogate.surrogate.cgmap.network.dsgpm_loss`)
     """
 
     name = "dsgpm"
 
-    def __init__(self, prepared, val, scorer, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0):
-        self.prepared, self.val, self.scorer = prepared, val, scorer
+    def __init__(self, prepared, val, scorer, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
+                 distance: str = "l2"):
+        self.prepared, self.val, self.scorer, self.distance = prepared, val, scorer, str(distance)
         self.num_train = len(prepared)
         self.margin, self.pair_weight, self.seed = float(margin), float(pair_weight), int(seed)
         self._sums, self._n, self._t0, self._epoch = np.zeros(3), 0, 0.0, 0
@@ -68,7 +70,7 @@ class DSGPMTask(Task):
         from cgsurrogate.surrogate.cgmap.network import dsgpm_loss
 
         batch = collate([self.prepared[i][self._pick[i]] for i in idx.tolist()]).torch()
-        loss, lt, lp = dsgpm_loss(model(batch), batch, self.margin, self.pair_weight)
+        loss, lt, lp = dsgpm_loss(model(batch), batch, self.margin, self.pair_weight, self.distance)
         self._sums += (loss.item(), lt.item(), lp.item())
         self._n += 1
         return loss, loss.item()
@@ -82,7 +84,7 @@ class DSGPMTask(Task):
         return {"val": -score, "val_score": score, **out}
 
     def settings(self) -> dict:
-        return {"margin": self.margin, "pair_weight": self.pair_weight}
+        return {"margin": self.margin, "pair_weight": self.pair_weight, "loss_form": self.distance}
 
     def save_model(self, path, model, metrics):
         from cgsurrogate.surrogate.cgmap.checkpoint import save_dsgpm
@@ -101,7 +103,7 @@ def check_loss_weights(margin: float, pair_weight: float) -> None:
 def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: float = 1e-3,
                 lr_final: float = 0.0, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
                 eval_every: int = 1, model_config: dict | None = None, scorer=None, augment: str = "none",
-                progress: bool = False, init=None):
+                progress: bool = False, init=None, distance: str = "l2"):
     """Train DSGPM (Adam, the one loop) on annotations; keep the epoch with the best validation score.
 
     Parameters
@@ -112,6 +114,10 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
     epochs, batch_size, lr : Adam settings (batch = molecules per step; an epoch is one pass)
     lr_final : float  0: constant ``lr``; else the rate decays exponentially to this by the last epoch
     margin, pair_weight : alpha (> 0) and lambda (>= 0) of the loss (eq. 8); other values raise CGSurrogateError
+    distance : {"l2", "squared"}
+        Loss form: ``"l2"`` plain L2 distances (the paper's eq. 6-7), ``"squared"`` squared
+        distances in the triplet and the mean squared component difference for the pairs (the
+        authors' code); another value raises CGSurrogateError.
     seed : int  initialisation and the order of the molecules
     eval_every : int  validate at epoch 0, every this many epochs and at the last
     model_config : dict, optional  :class:`DSGPM` keyword arguments
@@ -137,9 +143,10 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
     """
     import torch
 
-    from cgsurrogate.surrogate.cgmap.network import DSGPM
+    from cgsurrogate.surrogate.cgmap.network import DSGPM, check_loss_form
 
     check_loss_weights(margin, pair_weight)
+    check_loss_form(distance)
     torch.manual_seed(seed)
     if init is None:
         model = DSGPM(**(model_config or {}))
@@ -157,7 +164,7 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
         raise ValueError(f"unknown augmentation {augment!r}; choose 'none' or 'automorphisms'")
     if scorer is None and val:
         from cgsurrogate.surrogate.cgmap.metrics import selection_score as scorer
-    task = DSGPMTask(prepared, val, scorer, margin, pair_weight, seed=seed)
+    task = DSGPMTask(prepared, val, scorer, margin, pair_weight, seed=seed, distance=distance)
     cfg = TrainConfig(epochs=epochs, steps_per_epoch=0, batch_size=batch_size, lr=lr, lr_final=lr_final,
                       eval_every=eval_every, seed=seed, progress=progress)
     res = fit(model, task, cfg, desc="dsgpm")
