@@ -32,7 +32,7 @@ import numpy as np
 from cgsurrogate.data.molgraph import BOND_TYPES, ELEMENTS, HYBRIDISATIONS, RING_SIZES, MolGraph
 
 __all__ = ["FEATURE_SETS", "atom_feature_dim", "bond_class_table", "atom_features", "bond_classes",
-           "PreparedGraph", "prepare_graph", "MolBatch", "collate"]
+           "PreparedGraph", "prepare_graph", "MolBatch", "collate", "TRIPLET_MODES", "sample_cut_edge_triplets"]
 
 FEATURE_SETS = ("paper", "rich")
 _CHARGES = (-1, 0, 1)
@@ -148,6 +148,46 @@ def _triplets_and_pairs(edges: np.ndarray, labels: np.ndarray, n: int):
         (nbr_same if s else nbr_diff)[j].append(i)
     trip = [(a, p, q) for a in range(n) for p in nbr_same[a] for q in nbr_diff[a]]
     return np.array(trip, dtype=np.int64).reshape(-1, 3), pairs.astype(np.int64).reshape(-1, 2)
+
+
+TRIPLET_MODES = ("all", "per-cut-edge")
+
+
+def sample_cut_edge_triplets(pg: PreparedGraph, rng: np.random.Generator) -> np.ndarray:
+    """One random triplet per cut bond of an annotated graph (the sampling of the authors' code).
+
+    For every cut bond (u, v) (a bond of ``pg.edges`` that is not a non-cut pair) in a random
+    orientation, the anchor is u, the negative v and the positive a random neighbour of u in
+    u's bead; if u has none, the roles of u and v swap; if neither has one, the bond gives no
+    triplet. The paper's text (and ``pg.triplets``) instead uses every (anchor, positive, negative).
+
+    Parameters
+    ----------
+    pg : PreparedGraph with ``pairs`` (prepared with labels)
+    rng : numpy Generator
+
+    Returns
+    -------
+    int64 [T, 3] (anchor, positive, negative), T <= number of cut bonds.
+    """
+    if pg.pairs is None:
+        raise ValueError("cut-edge triplets need an annotated graph (prepare_graph with labels)")
+    same: list[list[int]] = [[] for _ in range(pg.n)]
+    for i, j in pg.pairs.tolist():
+        same[i].append(j)
+        same[j].append(i)
+    inside = set(map(tuple, pg.pairs.tolist()))
+    trip = []
+    for u, v in pg.edges.tolist():
+        if (u, v) in inside:
+            continue
+        if rng.random() < 0.5:
+            u, v = v, u
+        if not same[u]:
+            u, v = v, u
+        if same[u]:
+            trip.append((u, same[u][int(rng.integers(len(same[u])))], v))
+    return np.array(trip, dtype=np.int64).reshape(-1, 3)
 
 
 def prepare_graph(graph: MolGraph, labels=None, feature_set: str = "paper") -> PreparedGraph:

@@ -14,11 +14,12 @@ only training-fold molecules.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from cgsurrogate.core.errors import CGSurrogateError
-from cgsurrogate.surrogate.cgmap.features import collate, prepare_graph
+from cgsurrogate.surrogate.cgmap.features import TRIPLET_MODES, collate, prepare_graph, sample_cut_edge_triplets
 from cgsurrogate.surrogate.train.loop import Task, TrainConfig, fit
 
 __all__ = ["torch_embedder", "train_dsgpm"]
@@ -48,13 +49,19 @@ class DSGPMTask(Task):
     scorer : callable ``scorer(embedder, val) -> float`` (higher is better)
     margin, pair_weight : alpha and lambda of the loss (eq. 8)
     distance : {"l2", "squared"}  the loss form (:func:`cgsurrogate.surrogate.cgmap.network.dsgpm_loss`)
+    triplets : {"all", "per-cut-edge"}
+        ``"all"``: every (anchor, positive, negative) of the annotation (the paper's text);
+        ``"per-cut-edge"``: each batch draws one triplet per cut bond
+        (:func:`cgsurrogate.surrogate.cgmap.features.sample_cut_edge_triplets`, the authors' code),
+        from a generator seeded by ``seed`` and the epoch.
     """
 
     name = "dsgpm"
 
     def __init__(self, prepared, val, scorer, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
-                 distance: str = "l2"):
+                 distance: str = "l2", triplets: str = "all"):
         self.prepared, self.val, self.scorer, self.distance = prepared, val, scorer, str(distance)
+        self.triplets, self._rng = str(triplets), np.random.default_rng(0)
         self.num_train = len(prepared)
         self.margin, self.pair_weight, self.seed = float(margin), float(pair_weight), int(seed)
         self._sums, self._n, self._t0, self._epoch = np.zeros(3), 0, 0.0, 0
@@ -64,12 +71,16 @@ class DSGPMTask(Task):
         self._sums, self._n, self._t0, self._epoch = np.zeros(3), 0, time.perf_counter(), epoch
         rng = np.random.default_rng([self.seed, int(epoch), 7])
         self._pick = np.array([rng.integers(len(v)) for v in self.prepared], dtype=np.int64)
+        self._rng = np.random.default_rng([self.seed, int(epoch), 11])
         return None
 
     def loss(self, model, idx):
         from cgsurrogate.surrogate.cgmap.network import dsgpm_loss
 
-        batch = collate([self.prepared[i][self._pick[i]] for i in idx.tolist()]).torch()
+        graphs = [self.prepared[i][self._pick[i]] for i in idx.tolist()]
+        if self.triplets == "per-cut-edge":
+            graphs = [replace(g, triplets=sample_cut_edge_triplets(g, self._rng)) for g in graphs]
+        batch = collate(graphs).torch()
         loss, lt, lp = dsgpm_loss(model(batch), batch, self.margin, self.pair_weight, self.distance)
         self._sums += (loss.item(), lt.item(), lp.item())
         self._n += 1
@@ -84,7 +95,8 @@ class DSGPMTask(Task):
         return {"val": -score, "val_score": score, **out}
 
     def settings(self) -> dict:
-        return {"margin": self.margin, "pair_weight": self.pair_weight, "loss_form": self.distance}
+        return {"margin": self.margin, "pair_weight": self.pair_weight, "loss_form": self.distance,
+                "triplets": self.triplets}
 
     def save_model(self, path, model, metrics):
         from cgsurrogate.surrogate.cgmap.checkpoint import save_dsgpm
@@ -103,7 +115,7 @@ def check_loss_weights(margin: float, pair_weight: float) -> None:
 def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: float = 1e-3,
                 lr_final: float = 0.0, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
                 eval_every: int = 1, model_config: dict | None = None, scorer=None, augment: str = "none",
-                progress: bool = False, init=None, distance: str = "l2"):
+                progress: bool = False, init=None, distance: str = "l2", triplets: str = "all"):
     """Train DSGPM (Adam, the one loop) on annotations; keep the epoch with the best validation score.
 
     Parameters
@@ -118,6 +130,11 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
         Loss form: ``"l2"`` plain L2 distances (the paper's eq. 6-7), ``"squared"`` squared
         distances in the triplet and the mean squared component difference for the pairs (the
         authors' code); another value raises CGSurrogateError.
+    triplets : {"all", "per-cut-edge"}
+        Triplets of the loss: every (anchor, positive, negative) of an annotation (the paper's
+        text), or one random triplet per cut bond redrawn every batch (the authors' code,
+        :func:`cgsurrogate.surrogate.cgmap.features.sample_cut_edge_triplets`); another value
+        raises CGSurrogateError.
     seed : int  initialisation and the order of the molecules
     eval_every : int  validate at epoch 0, every this many epochs and at the last
     model_config : dict, optional  :class:`DSGPM` keyword arguments
@@ -147,6 +164,8 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
 
     check_loss_weights(margin, pair_weight)
     check_loss_form(distance)
+    if triplets not in TRIPLET_MODES:
+        raise CGSurrogateError(f"unknown DSGPM triplet sampling {triplets!r}; choose 'all' or 'per-cut-edge'")
     torch.manual_seed(seed)
     if init is None:
         model = DSGPM(**(model_config or {}))
@@ -164,7 +183,7 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
         raise ValueError(f"unknown augmentation {augment!r}; choose 'none' or 'automorphisms'")
     if scorer is None and val:
         from cgsurrogate.surrogate.cgmap.metrics import selection_score as scorer
-    task = DSGPMTask(prepared, val, scorer, margin, pair_weight, seed=seed, distance=distance)
+    task = DSGPMTask(prepared, val, scorer, margin, pair_weight, seed=seed, distance=distance, triplets=triplets)
     cfg = TrainConfig(epochs=epochs, steps_per_epoch=0, batch_size=batch_size, lr=lr, lr_final=lr_final,
                       eval_every=eval_every, seed=seed, progress=progress)
     res = fit(model, task, cfg, desc="dsgpm")
