@@ -4,6 +4,8 @@
     python bench/simulate.py --replicas 1 16 --skip-tips --skip-e2e
     python bench/simulate.py --platform CUDA --replicas 1 128 16807 --skip-lammps   # a GPU
     python bench/simulate.py --engine numba      # the numba engine ([fast] extra) -> simulate_CPU_numba.{json,txt}
+    python bench/simulate.py --engine numba --replicas 1 16 --e2e 4:1 4:2 --e2e-protocol paper --skip-tips \
+        --skip-settle --skip-sweep-memory       # end to end on the paper's 576,000-step protocol
 
 Sections (each measurement in its own subprocess, so its peak resident memory is its own):
 
@@ -224,6 +226,8 @@ def main(argv=None) -> int:
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 16, 128])
     ap.add_argument("--atom-steps", type=float, default=6e6, help="atom-steps timed per size (default 6e6)")
     ap.add_argument("--tip-params", default="3,3,3,3,3;30,30,30,30,30;57,57,57,57,57")
+    ap.add_argument("--e2e-protocol", choices=["short", "paper"], default="short",
+                    help="protocol of the end-to-end jobs (paper: 576,000 steps per run; no time breakdown then)")
     ap.add_argument("--e2e-params", default="30,30,30,30,30;3,3,3,3,3;57,57,57,57,57;9,30,30,30,30")
     ap.add_argument("--settle-params", default="3,3,3,3,3;30,30,30,30,30;57,57,57,57,57;30,30,57,3,3;3,30,3,30,3")
     ap.add_argument("--skip-settle", action="store_true", help="skip the settled-engines comparison")
@@ -283,12 +287,13 @@ def main(argv=None) -> int:
         best_lammps = max((row["lammps"]["atom_steps_per_s"] for row in res["throughput"] if "lammps" in row),
                           default=None)
         res["end_to_end"] = []
+        e2e_proto = Protocol.paper() if args.e2e_protocol == "paper" else Protocol.short()
         for runs, workers in jobs:
             params = [all_params[i % len(all_params)] for i in range(runs)]
             with tempfile.TemporaryDirectory() as d:
                 cmd = [sys.executable, "cli.py", "simulate", "--out", f"{d}/e2e", "--workers", str(workers),
                        "--batch-size", str(max(1, len(params) // workers)), "--no-progress", "--platform",
-                       args.platform, "--engine", args.engine]
+                       args.platform, "--engine", args.engine, "--protocol", args.e2e_protocol]
                 for p in params:
                     cmd += ["--params", ",".join(f"{v:g}" for v in p)]
                 up = _uptime()
@@ -297,19 +302,20 @@ def main(argv=None) -> int:
                 wall = time.perf_counter() - t0
             if r.returncode:
                 raise RuntimeError(r.stderr[-2000:])
-            work = len(params) * 624 * Protocol.short().total_steps
+            work = len(params) * 624 * e2e_proto.total_steps
             cores = min(workers, os.cpu_count() or 1)
-            e2e = {"runs": len(params), "workers": workers, "engine": args.engine, "wall_s": wall, "atom_steps": work,
+            e2e = {"runs": len(params), "workers": workers, "engine": args.engine, "protocol": args.e2e_protocol,
+                   "wall_s": wall, "atom_steps": work,
                    "atom_steps_per_s_per_core": work / wall / cores, "stdout": r.stdout, "uptime": up}
             if best_lammps:
                 e2e["vs_best_lammps_per_core"] = e2e["atom_steps_per_s_per_core"] / best_lammps
             res["end_to_end"].append(e2e)
             print(f"\nend to end: cli.py simulate --engine {args.engine}, {len(params)} runs x "
-                  f"{Protocol.short().total_steps} steps on {workers} workers: {wall:.1f} s wall, "
+                  f"{e2e_proto.total_steps} steps ({args.e2e_protocol} protocol) on {workers} workers: {wall:.1f} s wall, "
                   f"{e2e['atom_steps_per_s_per_core']:.3g} atom-steps/s per core"
                   + (f" = {e2e['vs_best_lammps_per_core']:.2f} x LAMMPS's best per core" if best_lammps else "")
                   + f"; load {up.split('average:')[-1].strip()}", flush=True)
-        if args.engine == "numba":
+        if args.engine == "numba" and args.e2e_protocol == "short":
             params = [all_params[i % len(all_params)] for i in range(jobs[0][0])]
             b = _child("e2e_breakdown", params, args.engine, 1)
             res["end_to_end_breakdown"] = b
