@@ -21,7 +21,9 @@ for N epochs on masked-atom prediction over the HAM molecules
 (:mod:`cgsurrogate.surrogate.cgmap.pretraining`), as the nested CV's ``--pretrain-epochs`` does
 per outer fold on the training folds' molecules. ``--loss-form squared``: the authors' code's squared
 distances in the triplet and pair losses (default ``l2``, the paper's text); ``--triplets per-cut-edge``:
-the authors' code's one random triplet per cut bond (default ``all``).
+the authors' code's one random triplet per cut bond (default ``all``); ``--sampling molecule``: each
+molecule is a sample with one random annotation per epoch, as the authors' code batches (default
+``annotation``: every annotation is a sample).
 """
 from __future__ import annotations
 
@@ -41,9 +43,9 @@ from cgsurrogate.surrogate.cgmap.checkpoint import PRETRAINED_PATH, save_dsgpm  
 from cgsurrogate.surrogate.cgmap.nested_cv import dsgpm_fit, dsgpm_refit  # noqa: E402
 
 SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment",
-                      "pretrain_epochs", "mask_fraction", "edge_hidden", "loss_form", "triplets")
+                      "pretrain_epochs", "mask_fraction", "edge_hidden", "loss_form", "triplets", "sampling")
 # values of the settings older checkpoints did not record
-DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15, "edge_hidden": 8, "loss_form": "l2", "triplets": "all"}
+DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15, "edge_hidden": 8, "loss_form": "l2", "triplets": "all", "sampling": "annotation"}
 
 
 def stored_selection(path, args) -> dict:
@@ -79,6 +81,9 @@ def main(argv=None):
                    help="hidden width of the edge network (bond class -> d x d matrix); the authors' code uses 128")
     p.add_argument("--loss-form", default="l2", choices=("l2", "squared"),
                    help="DSGPM loss: l2 = plain distances (the paper's eq. 6-7), squared = the authors' code")
+    p.add_argument("--sampling", default="annotation", choices=("annotation", "molecule"),
+                   help="training sample: each annotation (default) or each molecule with one random "
+                        "annotation per epoch (the authors' code)")
     p.add_argument("--triplets", default="all", choices=("all", "per-cut-edge"),
                    help="every (anchor, positive, negative) triplet (paper's text) or one per cut bond (authors' code)")
     args = p.parse_args(argv)
@@ -99,7 +104,7 @@ def main(argv=None):
                                 lr_final=args.lr_final, augment=args.augment, pretrain=pretrain,
                                 model_config={"edge_hidden": args.edge_hidden},
                                 refit=args.refit if pretrain else 0, progress=True, distance=args.loss_form,
-                                triplets=args.triplets)  # refits start from the encoder
+                                triplets=args.triplets, sampling=args.sampling)  # refits start from the encoder
     selection_seconds = time.perf_counter() - t0
     from cgsurrogate.surrogate.cgmap.network import DSGPM
 
@@ -107,7 +112,7 @@ def main(argv=None):
     if args.refit and not pretrain:
         fitted = [dsgpm_refit(anns, record, r, epochs=args.epochs, lr_final=args.lr_final, seed=args.seed,
                               augment=args.augment, model_config={"edge_hidden": args.edge_hidden}, progress=True,
-                              distance=args.loss_form, triplets=args.triplets)
+                              distance=args.loss_form, triplets=args.triplets, sampling=args.sampling)
                   for r in range(args.refit)]
         models = [m for m, _ in fitted]
         record = dict(record, refit=[i for _, i in fitted])

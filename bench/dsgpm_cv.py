@@ -26,6 +26,9 @@ for the untrained row and the refits. ``--loss-form squared``: the triplet and p
 distances as in the authors' code (default ``l2``, the paper's text); recorded among the settings.
 ``--triplets per-cut-edge``: one random triplet per cut bond redrawn every batch, as the authors' code samples
 them (default ``all``: every triplet, the paper's text).
+``--sampling molecule``: each molecule is one sample and every epoch uses one random annotation of it, as
+the authors' code batches (default ``annotation``: every annotation is a sample, so molecules with two
+annotations weigh twice and an epoch has ~1.7x the steps).
 
 CPU is scarce: each outer fold is its own run (``--fold K``) writing
 ``<out>.folds/fold<K>.json`` atomically; ``--summarise`` collects the finished folds into
@@ -105,7 +108,7 @@ def run_fold(args, anns, folds):
                                     feature_sets=tuple(args.features.split(",")), seed=args.seed,
                                     lr_final=args.lr_final, augment=args.augment, pretrain=pretrain_settings(args),
                                     model_config=model_config(args), progress=True, distance=args.loss_form,
-                                    triplets=args.triplets)
+                                    triplets=args.triplets, sampling=args.sampling)
             if not args.refit:
                 return emb, record
         else:
@@ -129,9 +132,9 @@ def run_fold(args, anns, folds):
 
 
 SELECTION_SETTINGS = ("epochs", "eval_every", "members", "features", "seed", "lr_final", "augment",
-                      "pretrain_epochs", "mask_fraction", "edge_hidden", "loss_form", "triplets")
+                      "pretrain_epochs", "mask_fraction", "edge_hidden", "loss_form", "triplets", "sampling")
 # values of the settings older runs did not record
-DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15, "edge_hidden": 8, "loss_form": "l2", "triplets": "all"}
+DEFAULTS = {"pretrain_epochs": 0, "mask_fraction": 0.15, "edge_hidden": 8, "loss_form": "l2", "triplets": "all", "sampling": "annotation"}
 
 
 def model_config(args) -> dict:
@@ -177,7 +180,7 @@ def refit_networks(args, train, record):
             torch.set_num_threads(1)
             m, info = dsgpm_refit(train, record, r, epochs=args.epochs, lr_final=args.lr_final, seed=args.seed,
                                   augment=args.augment, length=args.refit_length, model_config=model_config(args),
-                                  progress=True, distance=args.loss_form, triplets=args.triplets)
+                                  progress=True, distance=args.loss_form, triplets=args.triplets, sampling=args.sampling)
             if cache is not None:
                 save_dsgpm(cache, m, {"refit": info, "fold": args.fold, "settings": vars(args)})
         models.append(m)
@@ -201,7 +204,7 @@ def inner_only(args, anns, folds):
     _, hist = train_dsgpm(tr, va, epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
                           lr_final=args.lr_final, augment=args.augment,
                           model_config=dict(model_config(args), feature_set=args.features), progress=True,
-                          distance=args.loss_form, triplets=args.triplets)
+                          distance=args.loss_form, triplets=args.triplets, sampling=args.sampling)
     res = dict(outer_fold=args.fold, inner_train=len(tr), inner_val=len(va), history=hist,
                seconds=time.perf_counter() - t0, load_before=load_before, load_after=_load(), settings=vars(args))
     write_json_atomic(args.out, res)
@@ -292,6 +295,9 @@ def main(argv=None):
                    help="hidden width of the edge network (bond class -> d x d matrix); the authors' code uses 128")
     p.add_argument("--loss-form", default="l2", choices=("l2", "squared"),
                    help="DSGPM loss: l2 = plain distances (the paper's eq. 6-7), squared = the authors' code")
+    p.add_argument("--sampling", default="annotation", choices=("annotation", "molecule"),
+                   help="training sample: each annotation (default) or each molecule with one random "
+                        "annotation per epoch (the authors' code)")
     p.add_argument("--triplets", default="all", choices=("all", "per-cut-edge"),
                    help="every (anchor, positive, negative) triplet (paper's text) or one per cut bond (authors' code)")
     p.add_argument("--paired-against", default=None, help="--summarise: paired per-fold differences against this run")

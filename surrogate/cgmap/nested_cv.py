@@ -112,7 +112,8 @@ def truncated_lr_final(lr: float, lr_final: float, epochs: int, n: int) -> float
 
 def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: float = 1e-3, lr_final: float = 0.0,
                 seed: int = 0, model_config: dict | None = None, augment: str = "none", length: str = "selected",
-                init=None, progress: bool = False, distance: str = "l2", triplets: str = "all"):
+                init=None, progress: bool = False, distance: str = "l2", triplets: str = "all",
+                sampling: str = "annotation"):
     """Refit network ``index`` on all training-fold molecules with the choices of a selection ``record``.
 
     Uses the feature set of ``record`` and the epoch selected by member ``index % len(members)``;
@@ -130,7 +131,8 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
         ``"selected"``: the member's selected number of epochs; ``"full"``: all ``epochs`` of the
         schedule (the selection then only fixes the feature set).
     init : DSGPM, optional  start from these weights (a pretrained encoder) instead of seed ``seed + index``
-    distance, triplets : loss form and triplet sampling (:func:`cgsurrogate.surrogate.cgmap.training.train_dsgpm`)
+    distance, triplets, sampling : loss form, triplet sampling and sample unit
+        (:func:`cgsurrogate.surrogate.cgmap.training.train_dsgpm`)
 
     Returns
     -------
@@ -146,7 +148,7 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
     t0 = time.perf_counter()
     model, _ = training.train_dsgpm(train, None, epochs=n, lr=lr, lr_final=lr_n, seed=seed + index,
                                     eval_every=n, augment=augment, progress=progress, init=init, distance=distance,
-                                    triplets=triplets,
+                                    triplets=triplets, sampling=sampling,
                                     model_config=dict(model_config or {}, feature_set=record["feature_set"]))
     info = dict(index=index, seed=seed + index, epochs=n, lr_final=lr_n, n_annotations=len(train),
                 seconds=time.perf_counter() - t0)
@@ -156,7 +158,8 @@ def dsgpm_refit(train, record: dict, index: int = 0, *, epochs: int = 30, lr: fl
 def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5, inner_parts: int = 5,
               feature_sets=("rich",), model_config: dict | None = None, seed: int = 0, scorer=None,
               lr_final: float = 0.0, augment: str = "none", refit: int = 0, refit_length: str = "selected",
-              pretrain: dict | None = None, progress: bool = False, distance: str = "l2", triplets: str = "all"):
+              pretrain: dict | None = None, progress: bool = False, distance: str = "l2", triplets: str = "all",
+              sampling: str = "annotation"):
     """DSGPM selection inside the training folds; returns ``(Embedder, record)``.
 
     Member ``m`` trains on inner folds other than ``m`` (of ``inner_parts``, grouped by
@@ -184,6 +187,9 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
     triplets : {"all", "per-cut-edge"}
         Triplet sampling of every network (:func:`cgsurrogate.surrogate.cgmap.training.train_dsgpm`),
         recorded as ``record["triplets"]``.
+    sampling : {"annotation", "molecule"}
+        Sample unit of every network (:func:`cgsurrogate.surrogate.cgmap.training.train_dsgpm`),
+        recorded as ``record["sampling"]``.
     pretrain : dict, optional
         ``{"epochs": N, "mask_fraction": f}`` (f default 0.15): masked-atom pretraining
         (:func:`cgsurrogate.surrogate.cgmap.pretraining.pretrain_dsgpm`, seed ``seed``) on the
@@ -202,7 +208,8 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
         raise CGSurrogateError(f"{members} members need at least as many inner folds (got {inner_parts})")
     from cgsurrogate.surrogate.cgmap.network import check_loss_form
 
-    record = dict(members=[], feature_set_scores={}, loss_form=check_loss_form(distance), triplets=triplets)
+    record = dict(members=[], feature_set_scores={}, loss_form=check_loss_form(distance), triplets=triplets,
+                  sampling=sampling)
     models = []
     cfg = dict(model_config or {})
     inits = {}
@@ -227,7 +234,7 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
     def train_member(tr, va, s, fs):
         init = start(fs)
         kw = dict(epochs=epochs, eval_every=eval_every, seed=s, scorer=scorer, lr_final=lr_final, augment=augment,
-                  progress=progress, distance=distance, triplets=triplets)
+                  progress=progress, distance=distance, triplets=triplets, sampling=sampling)
         return train_dsgpm(tr, va, model_config=dict(cfg, feature_set=fs), init=init, **kw)
 
     first = {}
@@ -253,7 +260,7 @@ def dsgpm_fit(train, *, members: int = 1, epochs: int = 30, eval_every: int = 5,
     if refit:
         fitted = [dsgpm_refit(train, record, r, epochs=epochs, lr_final=lr_final, seed=seed, model_config=cfg,
                               augment=augment, length=refit_length, init=start(chosen), progress=progress,
-                              distance=distance, triplets=triplets)
+                              distance=distance, triplets=triplets, sampling=sampling)
                   for r in range(refit)]
         models = [m for m, _ in fitted]
         record["refit"] = [info for _, info in fitted]

@@ -39,10 +39,11 @@ class DSGPMTask(Task):
 
     Parameters
     ----------
-    prepared : list (one entry per training annotation) of lists of prepared graphs
-        (``prepare_graph(graph, labels, feature_set=...)``): the annotation and, with augmentation,
-        its automorphic relabellings; each epoch draws one of them per annotation (seeded by
-        ``seed`` and the epoch)
+    prepared : list (one entry per training sample) of lists (annotations) of lists of prepared graphs
+        (``prepare_graph(graph, labels, feature_set=...)``): each annotation and, with augmentation,
+        its automorphic relabellings. A sample is one annotation (``sampling="annotation"``) or
+        all annotations of one molecule (``sampling="molecule"``); each epoch draws, per sample,
+        one annotation and one of its relabellings (seeded by ``seed`` and the epoch)
     val : list of HAMAnnotation or None
         Validation annotations; without them every evaluation "improves" (the metric is minus the
         epoch), so the last epoch is kept.
@@ -54,30 +55,36 @@ class DSGPMTask(Task):
         ``"per-cut-edge"``: each batch draws one triplet per cut bond
         (:func:`cgsurrogate.surrogate.cgmap.features.sample_cut_edge_triplets`, the authors' code),
         from a generator seeded by ``seed`` and the epoch.
+    sampling : {"annotation", "molecule"}  what one entry of ``prepared`` is (recorded in the settings)
     """
 
     name = "dsgpm"
 
     def __init__(self, prepared, val, scorer, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
-                 distance: str = "l2", triplets: str = "all"):
+                 distance: str = "l2", triplets: str = "all", sampling: str = "annotation"):
+        self.sampling = str(sampling)
         self.prepared, self.val, self.scorer, self.distance = prepared, val, scorer, str(distance)
         self.triplets, self._rng = str(triplets), np.random.default_rng(0)
         self.num_train = len(prepared)
         self.margin, self.pair_weight, self.seed = float(margin), float(pair_weight), int(seed)
         self._sums, self._n, self._t0, self._epoch = np.zeros(3), 0, 0.0, 0
-        self._pick = np.zeros(len(prepared), dtype=np.int64)
+        self._pick = [(0, 0)] * len(prepared)
 
     def begin_epoch(self, model, epoch):
         self._sums, self._n, self._t0, self._epoch = np.zeros(3), 0, time.perf_counter(), epoch
         rng = np.random.default_rng([self.seed, int(epoch), 7])
-        self._pick = np.array([rng.integers(len(v)) for v in self.prepared], dtype=np.int64)
+        picks = []
+        for sample in self.prepared:
+            a = int(rng.integers(len(sample))) if len(sample) > 1 else 0
+            picks.append((a, int(rng.integers(len(sample[a])))))
+        self._pick = picks
         self._rng = np.random.default_rng([self.seed, int(epoch), 11])
         return None
 
     def loss(self, model, idx):
         from cgsurrogate.surrogate.cgmap.network import dsgpm_loss
 
-        graphs = [self.prepared[i][self._pick[i]] for i in idx.tolist()]
+        graphs = [self.prepared[i][self._pick[i][0]][self._pick[i][1]] for i in idx.tolist()]
         if self.triplets == "per-cut-edge":
             graphs = [replace(g, triplets=sample_cut_edge_triplets(g, self._rng)) for g in graphs]
         batch = collate(graphs).torch()
@@ -96,12 +103,37 @@ class DSGPMTask(Task):
 
     def settings(self) -> dict:
         return {"margin": self.margin, "pair_weight": self.pair_weight, "loss_form": self.distance,
-                "triplets": self.triplets}
+                "triplets": self.triplets, "sampling": self.sampling}
 
     def save_model(self, path, model, metrics):
         from cgsurrogate.surrogate.cgmap.checkpoint import save_dsgpm
 
         save_dsgpm(path, model, {"metrics": {k: v for k, v in metrics.items() if k != "val"}})
+
+
+SAMPLING_MODES = ("annotation", "molecule")
+
+
+def group_samples(train, prepared, sampling: str = "annotation") -> list:
+    """Training samples from per-annotation variant lists.
+
+    Parameters
+    ----------
+    train : list of HAMAnnotation (length A)
+    prepared : list (length A) of lists of prepared graphs (an annotation and its relabellings)
+    sampling : {"annotation", "molecule"}
+
+    Returns
+    -------
+    list of samples, each a list of annotations' variant lists: one sample per annotation, or one
+    per molecule (grouped by SMILES, in order of first appearance) holding all its annotations.
+    """
+    if sampling == "annotation":
+        return [[v] for v in prepared]
+    groups: dict[str, list] = {}
+    for a, v in zip(train, prepared):
+        groups.setdefault(a.smiles, []).append(v)
+    return list(groups.values())
 
 
 def check_loss_weights(margin: float, pair_weight: float) -> None:
@@ -115,7 +147,8 @@ def check_loss_weights(margin: float, pair_weight: float) -> None:
 def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: float = 1e-3,
                 lr_final: float = 0.0, margin: float = 1.0, pair_weight: float = 0.1, seed: int = 0,
                 eval_every: int = 1, model_config: dict | None = None, scorer=None, augment: str = "none",
-                progress: bool = False, init=None, distance: str = "l2", triplets: str = "all"):
+                progress: bool = False, init=None, distance: str = "l2", triplets: str = "all",
+                sampling: str = "annotation"):
     """Train DSGPM (Adam, the one loop) on annotations; keep the epoch with the best validation score.
 
     Parameters
@@ -135,6 +168,11 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
         text), or one random triplet per cut bond redrawn every batch (the authors' code,
         :func:`cgsurrogate.surrogate.cgmap.features.sample_cut_edge_triplets`); another value
         raises CGSurrogateError.
+    sampling : {"annotation", "molecule"}
+        ``"annotation"``: every annotation is a sample (an epoch is a pass over the annotations);
+        ``"molecule"``: every molecule is a sample and each epoch uses one random annotation of it
+        (an epoch is a pass over the molecules, so molecules with several annotations no longer
+        weigh more: the authors' code); another value raises CGSurrogateError.
     seed : int  initialisation and the order of the molecules
     eval_every : int  validate at epoch 0, every this many epochs and at the last
     model_config : dict, optional  :class:`DSGPM` keyword arguments
@@ -166,6 +204,8 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
     check_loss_form(distance)
     if triplets not in TRIPLET_MODES:
         raise CGSurrogateError(f"unknown DSGPM triplet sampling {triplets!r}; choose 'all' or 'per-cut-edge'")
+    if sampling not in SAMPLING_MODES:
+        raise CGSurrogateError(f"unknown DSGPM sampling {sampling!r}; choose 'annotation' or 'molecule'")
     torch.manual_seed(seed)
     if init is None:
         model = DSGPM(**(model_config or {}))
@@ -181,9 +221,11 @@ def train_dsgpm(train, val=None, *, epochs: int = 30, batch_size: int = 16, lr: 
         prepared = [[prepare_graph(a.graph, a.labels, feature_set=fs)] for a in train]
     else:
         raise ValueError(f"unknown augmentation {augment!r}; choose 'none' or 'automorphisms'")
+    prepared = group_samples(train, prepared, sampling)
     if scorer is None and val:
         from cgsurrogate.surrogate.cgmap.metrics import selection_score as scorer
-    task = DSGPMTask(prepared, val, scorer, margin, pair_weight, seed=seed, distance=distance, triplets=triplets)
+    task = DSGPMTask(prepared, val, scorer, margin, pair_weight, seed=seed, distance=distance, triplets=triplets,
+                      sampling=sampling)
     cfg = TrainConfig(epochs=epochs, steps_per_epoch=0, batch_size=batch_size, lr=lr, lr_final=lr_final,
                       eval_every=eval_every, seed=seed, progress=progress)
     res = fit(model, task, cfg, desc="dsgpm")

@@ -57,7 +57,7 @@ def test_asymmetric_molecule_has_one_variant():
 
 
 def test_training_draws_automorphic_variants():
-    from cgsurrogate.surrogate.cgmap.training import DSGPMTask, train_dsgpm
+    from cgsurrogate.surrogate.cgmap.training import DSGPMTask, group_samples, train_dsgpm
 
     class Ann:
         def __init__(self, smiles, labels):
@@ -68,12 +68,47 @@ def test_training_draws_automorphic_variants():
                               model_config=dict(hidden=8, out_dim=4, steps=1, feature_set="rich"))
     assert len(hist) == 2 and all(np.isfinite(h["loss"]) for h in hist)
     prepared = [prepared_variants(a.graph, a.labels, "rich") for a in train]
-    task = DSGPMTask(prepared, None, None, seed=0)
+    task = DSGPMTask(group_samples(train, prepared), None, None, seed=0)
     picks = set()
     for epoch in range(30):
         task.begin_epoch(None, epoch)
-        assert task._pick[1] == 0  # the asymmetric ester has one variant
-        picks.add(int(task._pick[0]))
+        assert task._pick[1] == (0, 0)  # the asymmetric ester has one variant
+        picks.add(task._pick[0][1])
     assert picks == {0, 1, 2}  # every relabelling of isobutane's annotation gets drawn
     with pytest.raises(ValueError, match="augmentation"):
         train_dsgpm(train, epochs=1, augment="mirror", model_config=dict(hidden=8, out_dim=4, steps=1))
+
+
+def test_molecule_sampling_draws_one_annotation_per_molecule_per_epoch():
+    from cgsurrogate.core.errors import CGSurrogateError
+    from cgsurrogate.surrogate.cgmap.features import prepare_graph
+    from cgsurrogate.surrogate.cgmap.training import DSGPMTask, group_samples, train_dsgpm
+
+    class Ann:
+        def __init__(self, smiles, labels):
+            self.graph, self.labels = mol_graph_from_smiles(smiles), np.array(labels)
+
+        @property
+        def smiles(self):
+            return self.graph.name
+
+    train = [Ann("CCOC(=O)C", [0, 0, 1, 1, 1, 2]), Ann("CC(C)C", [0, 0, 1, 2]),
+             Ann("CCOC(=O)C", [0, 1, 1, 2, 2, 2])]
+    assert train[0].smiles == train[2].smiles != train[1].smiles
+    prepared = [[prepare_graph(a.graph, a.labels, feature_set="rich")] for a in train]
+    samples = group_samples(train, prepared, "molecule")
+    assert len(samples) == 2 and len(samples[0]) == 2 and len(samples[1]) == 1
+    assert samples[0][1][0] is prepared[2][0]
+    task = DSGPMTask(samples, None, None, seed=0, sampling="molecule")
+    assert task.num_train == 2 and task.settings()["sampling"] == "molecule"
+    drawn = set()
+    for epoch in range(20):
+        task.begin_epoch(None, epoch)
+        assert task._pick[1] == (0, 0)
+        drawn.add(task._pick[0][0])
+    assert drawn == {0, 1}  # both annotations of the ester are used across epochs
+    model, hist = train_dsgpm(train, epochs=2, sampling="molecule", lr_final=1e-4,
+                              model_config=dict(hidden=8, out_dim=4, steps=1, feature_set="rich"))
+    assert len(hist) == 2 and all(np.isfinite(h["loss"]) for h in hist)
+    with pytest.raises(CGSurrogateError, match="sampling"):
+        train_dsgpm(train, epochs=1, sampling="smiles", model_config=dict(hidden=8, out_dim=4, steps=1))
