@@ -10,6 +10,10 @@ several minima, and FIRE from rest may find another one than the dynamics would;
 load fraction only (no ramp frames). Resumable: existing run files are kept.
 
     python bench/gpcn_static_dataset.py --runs 2000 --out runs/gpcn_static_g7_2000
+    python bench/gpcn_static_dataset.py --runs 16807 --out runs/gpcn_static_g7_full   # the whole 7^5 grid
+
+The whole grid (16,807 runs, 0.86 GB) took 4,607 s on one core at load 2 (0.27 s per run); split 80/20
+it gives the paper's 13,446 training runs.
 """
 from __future__ import annotations
 
